@@ -1,0 +1,1 @@
+"""Email: templates, list/operational/one-to-one sends over SMTP, tracking, bounces, nurture programs."""
