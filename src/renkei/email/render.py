@@ -44,6 +44,64 @@ def check_template(subject: str, html: str, text: str) -> None:
             raise InputError(f"email template {part}: {exc}", code="INVALID_TEMPLATE") from None
 
 
+class CompiledTemplate:
+    """A template's three parts compiled once, rendered for many recipients."""
+
+    def __init__(self, subject: str, html: str, text: str) -> None:
+        try:
+            self.subject = _text_env.from_string(subject)
+            self.html = _html_env.from_string(html)
+            self.text = _text_env.from_string(text)
+        except TemplateError as exc:
+            raise InputError(
+                f"email template could not be compiled: {exc}", code="INVALID_TEMPLATE"
+            ) from None
+
+    def render(
+        self,
+        context: Mapping[str, Any],
+        *,
+        track_link: Callable[[int], str] | None = None,
+        open_pixel: str | None = None,
+    ) -> Rendered:
+        try:
+            out_subject = self.subject.render(context).strip().replace("\n", " ")
+            out_html = self.html.render(context)
+            out_text = self.text.render(context)
+        except TemplateError as exc:
+            raise InputError(
+                f"email template could not be rendered: {exc}", code="INVALID_TEMPLATE"
+            ) from None
+        links: list[str] = []
+
+        def index_of(url: str) -> int:
+            if url not in links:
+                links.append(url)
+            return links.index(url)
+
+        skip = {context.get("unsubscribe_url"), context.get("preferences_url")}
+        if track_link is not None:
+
+            def html_sub(m: re.Match[str]) -> str:
+                url = html_lib.unescape(m.group(3))  # the attribute is HTML-encoded (&amp;)
+                if url in skip:
+                    return m.group(0)
+                return f"{m.group(1)}{m.group(2)}{track_link(index_of(url))}{m.group(2)}"
+
+            def text_sub(m: re.Match[str]) -> str:
+                url = m.group(0)
+                return url if url in skip else track_link(index_of(url))
+
+            out_html = _HREF.sub(html_sub, out_html)
+            out_text = _URL_IN_TEXT.sub(text_sub, out_text)
+        if open_pixel:
+            pixel = f'<img src="{open_pixel}" width="1" height="1" alt="" style="display:none">'
+            out_html = (
+                out_html.replace("</body>", pixel + "</body>") if "</body>" in out_html else out_html + pixel
+            )
+        return Rendered(out_subject, out_html, out_text, tuple(links))
+
+
 def render(
     subject: str,
     html: str,
@@ -53,37 +111,5 @@ def render(
     track_link: Callable[[int], str] | None = None,
     open_pixel: str | None = None,
 ) -> Rendered:
-    try:
-        out_subject = _text_env.from_string(subject).render(context).strip().replace("\n", " ")
-        out_html = _html_env.from_string(html).render(context)
-        out_text = _text_env.from_string(text).render(context)
-    except TemplateError as exc:
-        raise InputError(f"email template could not be rendered: {exc}", code="INVALID_TEMPLATE") from None
-    links: list[str] = []
-
-    def index_of(url: str) -> int:
-        if url not in links:
-            links.append(url)
-        return links.index(url)
-
-    skip = {context.get("unsubscribe_url"), context.get("preferences_url")}
-    if track_link is not None:
-
-        def html_sub(m: re.Match[str]) -> str:
-            url = html_lib.unescape(m.group(3))  # the attribute is HTML-encoded (&amp;)
-            if url in skip:
-                return m.group(0)
-            return f"{m.group(1)}{m.group(2)}{track_link(index_of(url))}{m.group(2)}"
-
-        def text_sub(m: re.Match[str]) -> str:
-            url = m.group(0)
-            return url if url in skip else track_link(index_of(url))
-
-        out_html = _HREF.sub(html_sub, out_html)
-        out_text = _URL_IN_TEXT.sub(text_sub, out_text)
-    if open_pixel:
-        pixel = f'<img src="{open_pixel}" width="1" height="1" alt="" style="display:none">'
-        out_html = (
-            out_html.replace("</body>", pixel + "</body>") if "</body>" in out_html else out_html + pixel
-        )
-    return Rendered(out_subject, out_html, out_text, tuple(links))
+    """Compile and render once (tests, test sends); sends compile once with ``CompiledTemplate``."""
+    return CompiledTemplate(subject, html, text).render(context, track_link=track_link, open_pixel=open_pixel)

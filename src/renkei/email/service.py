@@ -14,8 +14,8 @@ import os
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.header import Header
+from email.utils import formataddr, formatdate
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,8 +24,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from renkei.clock import Clock, SystemClock
 from renkei.email import activity
-from renkei.email.render import Rendered, check_template, render
-from renkei.email.smtp import RecipientRefused, SmtpConnection, SmtpSettings
+from renkei.email.render import CompiledTemplate, Rendered, check_template, render
+from renkei.email.smtp import OutgoingMessage, RecipientRefused, SmtpConnection, SmtpSettings
 from renkei.errors import InputError, NotFoundError, RetriableError
 from renkei.store import tables as t
 from renkei.store.tables_email import email_message, email_template, list_email
@@ -325,9 +325,14 @@ class EmailService:
             conn.execute(
                 email_message.update()
                 .where(email_message.c.id == msg_id)
-                .values(status="sent", sentAt=self.clock.now(), messageId=message["Message-ID"])
+                .values(status="sent", sentAt=self.clock.now(), messageId=message.message_id)
             )
-        return {"messageId": msg_id, "to": to_address, "subject": message["Subject"], "status": "sent"}
+        return {
+            "messageId": msg_id,
+            "to": to_address,
+            "subject": "[TEST] " + rendered.subject,
+            "status": "sent",
+        }
 
     # -- building messages -------------------------------------------------------------------
 
@@ -401,16 +406,16 @@ class EmailService:
             ids.extend(r.id for r in result)
         signer = URLSafeSerializer(key, salt="renkei-email")
         base = public_url()
+        compiled = CompiledTemplate(template["subject"], template["htmlBody"], template["textBody"])
         updates = []
         for msg_id, row in zip(ids, rows, strict=True):
             ctx = dict(contexts[row["prospectId"]])
             token = signer.dumps(msg_id)
             ctx["unsubscribe_url"] = f"{base}/e/u/{token}"
             ctx["preferences_url"] = f"{base}/e/p/{token}"
-            rendered = render(
-                template["subject"], template["htmlBody"], template["textBody"], ctx,
-                track_link=_link_tracker(base, token), open_pixel=f"{base}/e/o/{token}.gif",
-            )  # fmt: skip
+            rendered = compiled.render(
+                ctx, track_link=_link_tracker(base, token), open_pixel=f"{base}/e/o/{token}.gif"
+            )
             html, text = rendered.html, rendered.text
             if row["kind"] != "operational" and ctx["unsubscribe_url"] not in html:
                 html += f'<p style="font-size:11px"><a href="{ctx["unsubscribe_url"]}">配信停止 / Unsubscribe</a></p>'
@@ -429,20 +434,26 @@ class EmailService:
     def _mime(
         self, msg_id: int, to: str, subject: str, html: str, text: str, template: Mapping[str, Any],
         *, unsubscribe_url: str | None = None,
-    ) -> EmailMessage:  # fmt: skip
-        msg = EmailMessage()
-        sender = template.get("fromAddress") or self.smtp.default_from
-        msg["From"] = formataddr((str(template.get("fromName") or "renkei"), sender))
-        msg["To"] = to
-        msg["Subject"] = subject
-        msg["Message-ID"] = make_msgid(idstring=f"renkei.{msg_id}", domain=sender.split("@")[-1])
-        msg["X-Renkei-Message"] = str(msg_id)
+    ) -> OutgoingMessage:  # fmt: skip
+        sender = str(template.get("fromAddress") or self.smtp.default_from)
+        from_name = str(template.get("fromName") or "renkei")
+        headers = [
+            (
+                "From",
+                formataddr(
+                    (Header(from_name, "utf-8").encode() if not from_name.isascii() else from_name, sender)
+                ),
+            ),
+            ("To", to),
+            ("Subject", Header(subject, "utf-8").encode() if not subject.isascii() else subject),
+            ("Date", formatdate(self.clock.now().timestamp(), usegmt=True)),
+            ("Message-ID", f"<renkei.{msg_id}.{secrets.token_hex(6)}@{sender.split('@')[-1]}>"),
+            ("X-Renkei-Message", str(msg_id)),
+        ]
         if unsubscribe_url:
-            msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
-            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        msg.set_content(text)
-        msg.add_alternative(html, subtype="html")
-        return msg
+            headers += [("List-Unsubscribe", f"<{unsubscribe_url}>"),
+                        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]  # fmt: skip
+        return OutgoingMessage(sender, to, headers, text, html)
 
     # -- the queue ---------------------------------------------------------------------------
 
@@ -488,7 +499,7 @@ class EmailService:
                         results.append((row["id"], "retry", str(exc), None))
                         retried += 1
                     else:
-                        results.append((row["id"], "sent", None, str(message["Message-ID"])))
+                        results.append((row["id"], "sent", None, message.message_id))
                         sent += 1
                     if interval:
                         time.sleep(interval)

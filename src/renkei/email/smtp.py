@@ -9,12 +9,13 @@ Certificates are always verified.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import os
 import smtplib
 import ssl
 from dataclasses import dataclass
-from email.message import EmailMessage
 from types import TracebackType
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -96,12 +97,12 @@ class SmtpConnection:
                 f"SMTP server {s.redacted()} unavailable: {exc}", code="SMTP_UNAVAILABLE"
             ) from None
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: OutgoingMessage) -> None:
         if self._smtp is None:
             self.open()
         assert self._smtp is not None
         try:
-            refused = self._smtp.send_message(message)
+            refused = self._smtp.sendmail(message.sender, [message.to], message.as_bytes())
         except smtplib.SMTPRecipientsRefused as exc:
             raise RecipientRefused(str(exc.recipients)) from None
         except smtplib.SMTPResponseException as exc:
@@ -126,6 +127,37 @@ class SmtpConnection:
 
     def __exit__(self, *_exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A multipart/alternative message (text + HTML, UTF-8, base64), serialised directly.
+
+    Headers must already be ASCII (RFC 2047-encoded where needed). Building the bytes here is
+    several times faster than the ``email`` package's generator, which matters for list sends."""
+
+    sender: str
+    to: str
+    headers: list[tuple[str, str]]
+    text: str
+    html: str
+
+    @property
+    def message_id(self) -> str:
+        return next(v for k, v in self.headers if k == "Message-ID")
+
+    def as_bytes(self) -> bytes:
+        boundary = "=_renkei_" + hashlib.sha1(self.message_id.encode()).hexdigest()[:24]
+        lines = [f"{k}: {v}" for k, v in self.headers]
+        lines += ["MIME-Version: 1.0", f'Content-Type: multipart/alternative; boundary="{boundary}"', ""]
+        for subtype, body in (("plain", self.text), ("html", self.html)):
+            lines += [f"--{boundary}", f'Content-Type: text/{subtype}; charset="utf-8"',
+                      "Content-Transfer-Encoding: base64", ""]  # fmt: skip
+            lines.append(
+                base64.encodebytes(body.encode("utf-8")).decode("ascii").replace("\n", "\r\n").rstrip()
+            )
+        lines += [f"--{boundary}--", ""]
+        return "\r\n".join(lines).encode("ascii")
 
 
 class RecipientRefused(Exception):
