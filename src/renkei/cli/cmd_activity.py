@@ -18,7 +18,9 @@ from renkei.marketing.activity_service import ActivityService
 from renkei.marketing.scoring_service import GradingService, ScoringService
 from renkei.marketing.service import parse_prospect_id
 
-activity_app = typer.Typer(help="Visitor activities, scoring, grading and marketing assets.", no_args_is_help=True)
+activity_app = typer.Typer(
+    help="Visitor activities, scoring, grading and marketing assets.", no_args_is_help=True
+)
 
 
 def _timeline_human(rows: list[dict[str, Any]]) -> None:
@@ -58,7 +60,9 @@ def explain_score(prospect_id: str, as_json: JsonOpt = False) -> None:
     data = ScoringService(engine(), clock=clock()).explain(parse_prospect_id(prospect_id))
 
     def human(d: dict[str, Any]) -> None:
-        rows = [{**c, "at": c["at"].isoformat(timespec="seconds") if c["at"] else ""} for c in d["contributions"]]
+        rows = [
+            {**c, "at": c["at"].isoformat(timespec="seconds") if c["at"] else ""} for c in d["contributions"]
+        ]
         print_table(rows, ["at", "kind", "description", "points"], title=f"score {d['score']}")
 
     emit(data, as_json, human)
@@ -72,7 +76,9 @@ def explain_grade(prospect_id: str, as_json: JsonOpt = False) -> None:
 
     def human(d: dict[str, Any]) -> None:
         title = f"grade {d['grade'] or 'hidden (D)'} — profile {d['profile']['name']}, start {d['start']}"
-        print_table(d["criteria"], ["label", "field", "operator", "value", "weight", "state", "thirds"], title=title)
+        print_table(
+            d["criteria"], ["label", "field", "operator", "value", "weight", "state", "thirds"], title=title
+        )
 
     emit(data, as_json, human)
 
@@ -88,7 +94,11 @@ def adjust_score(
     """Add or subtract points, recorded in the score ledger."""
     pid = parse_prospect_id(prospect_id)
     score = ScoringService(engine(), clock=clock(), actor="cli").adjust(pid, points, reason=reason)
-    emit({"prospectId": pid, "score": score}, as_json, lambda d: print(f"prospect {d['prospectId']}: score {d['score']}"))
+    emit(
+        {"prospectId": pid, "score": score},
+        as_json,
+        lambda d: print(f"prospect {d['prospectId']}: score {d['score']}"),
+    )
 
 
 @activity_app.command("rescore")

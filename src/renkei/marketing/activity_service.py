@@ -200,7 +200,7 @@ class ActivityService:
                 .order_by(va.c.createdAt.desc(), va.c.id.desc())
                 .limit(limit)
             ).mappings()
-            items = [activity_json(r, model) for r in rows]
+            items = [activity_json(dict(r), model) for r in rows]
             if page_views:
                 views = conn.execute(
                     sa.select(pv)
@@ -208,7 +208,7 @@ class ActivityService:
                     .order_by(pv.c.createdAt.desc(), pv.c.id.desc())
                     .limit(limit)
                 ).mappings()
-                items += [page_view_json(r, model) for r in views]
+                items += [page_view_json(dict(r), model) for r in views]
         items.sort(key=lambda i: (i["createdAt"], i["kind"] == "activity", i["id"]), reverse=True)
         return items[:limit]
 

@@ -71,8 +71,8 @@ def activity_points_sql(model: ScoreModel, va: sa.Table | Any, now: dt.datetime)
     for key, points in model.activity_points.items():
         if "/" not in key:
             whens.append((va.c.type == int(key), points))
-    points = sa.case(*whens, else_=0) if whens else sa.literal(0)
-    return _decayed(points, va.c.createdAt, model, now)
+    expr: sa.ColumnElement[Any] = sa.case(*whens, else_=0) if whens else sa.literal(0)
+    return _decayed(expr, va.c.createdAt, model, now)
 
 
 def page_view_points_sql(model: ScoreModel, pv: sa.Table | Any, now: dt.datetime) -> sa.ColumnElement[Any]:
@@ -337,7 +337,7 @@ def regrade(conn: Connection, prospect_ids: Sequence[int], now: dt.datetime) -> 
         key = row["profileId"]
         if key not in profiles:
             profiles[key] = _profile_criteria(profile_for(conn, key, now)["criteria"])
-        result = grade(profiles[key], row)
+        result = grade(profiles[key], dict(row))
         if result.grade != row["grade"]:
             conn.execute(p.update().where(p.c.id == row["id"]).values(grade=result.grade, updatedAt=now))
 
@@ -392,7 +392,7 @@ class GradingService:
             if row is None:
                 raise NotFoundError(f"prospect {prospect_id} not found")
             profile = profile_for(conn, row["profileId"], now)
-        result = grade(_profile_criteria(profile["criteria"]), row)
+        result = grade(_profile_criteria(profile["criteria"]), dict(row))
         return {
             "prospectId": prospect_id,
             "profile": {"id": profile["id"], "name": profile["name"]},
