@@ -1,0 +1,446 @@
+"""The Salesforce adapter's client: REST over httpx, for a real org or for ``renkei serve``.
+
+    SalesforceConfig   connection settings (part of connector.yaml); secrets come from environment
+                       variables or files and are never logged or shown in ``repr``
+    SalesforceClient   OAuth login, retries with backoff, the API budget, a describe cache, paged
+                       queries, change detection and sObject Collections writes in batches of 200
+
+Retried with exponential backoff: HTTP 5xx, timeouts and connection errors, 429,
+REQUEST_LIMIT_EXCEEDED (403) and UNABLE_TO_LOCK_ROW (whole requests, and the records of a
+collection that failed with it). An expired session is renewed once per request when the config
+holds credentials. Bulk API 2.0 is not used: renkei's server does not implement it, so large
+writes go through collections too (200 records a call).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from renkei.clock import Clock, SystemClock
+from renkei.errors import ConfigError, FieldError, InputError, NotFoundError, RenkeiError, RetriableError
+
+BATCH = 200
+RETRY_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE"})
+_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+class Secret(BaseModel):
+    """Where a secret lives: an environment variable or a file (first line). Never the value itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Secret:
+        if bool(self.env) == bool(self.file):
+            raise ValueError("a secret needs exactly one of env or file")
+        return self
+
+    def reveal(self) -> str:
+        if self.env:
+            value = os.environ.get(self.env, "")
+            if not value:
+                raise ConfigError(f"environment variable {self.env} is not set", code="MISSING_SECRET")
+            return value
+        assert self.file is not None
+        try:
+            return self.file.read_text(encoding="utf-8").splitlines()[0].strip()
+        except (OSError, IndexError):
+            raise ConfigError(f"cannot read the secret file {self.file}", code="MISSING_SECRET") from None
+
+
+class SalesforceConfig(BaseModel):
+    """``crm: salesforce:`` in connector.yaml."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    instance_url: str
+    api_version: str = "60.0"
+    #: ``token``: a ready bearer token (``renkei token create``); the others log in through OAuth.
+    flow: Literal["token", "client_credentials", "password"] = "token"
+    token: Secret | None = None
+    client_id: str | None = None
+    client_secret: Secret | None = None
+    username: str | None = None
+    password: Secret | None = None
+    #: Token endpoint base (``https://login.salesforce.com``); defaults to the instance.
+    login_url: str | None = None
+    #: A CA bundle to trust (``renkei dev-cert``'s ca.pem for a local server); default: system CAs.
+    ca_file: Path | None = None
+    timeout_seconds: float = 60.0
+    max_attempts: int = 5
+    backoff_seconds: float = 0.5
+    describe_ttl_seconds: float = 900.0
+    #: Stop before the org's daily allocation is used up, keeping this many calls for people.
+    budget_reserve: int = 0
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SalesforceConfig:
+        needs = {
+            "token": ("token",),
+            "client_credentials": ("client_id", "client_secret"),
+            "password": ("client_id", "client_secret", "username", "password"),
+        }[self.flow]
+        missing = [n for n in needs if getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"flow {self.flow!r} needs {', '.join(missing)}")
+        return self
+
+    @property
+    def base_path(self) -> str:
+        return f"/services/data/v{self.api_version}"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiBudget:
+    """The org's daily API usage as last reported by ``Sforce-Limit-Info``."""
+
+    used: int
+    max: int
+
+    @property
+    def remaining(self) -> int:
+        return max(self.max - self.used, 0)
+
+
+class SalesforceApiError(RenkeiError):
+    """A Salesforce error response that is not retried (or still failing after the retries)."""
+
+    def __init__(self, status: int, errors: Sequence[FieldError], *, path: str) -> None:
+        first = errors[0] if errors else FieldError("UNKNOWN_EXCEPTION", f"HTTP {status}")
+        super().__init__(f"{first.message} ({path})", code=first.code, errors=errors or (first,))
+        self.http_status = status
+
+
+def _errors(response: httpx.Response) -> list[FieldError]:
+    try:
+        body = response.json()
+    except ValueError:
+        return [FieldError("UNKNOWN_EXCEPTION", response.text[:200] or f"HTTP {response.status_code}")]
+    if isinstance(body, list):
+        return [
+            FieldError(
+                str(e.get("errorCode") or e.get("statusCode")),
+                str(e.get("message", "")),
+                tuple(e.get("fields") or ()),
+            )
+            for e in body
+            if isinstance(e, Mapping)
+        ]
+    if isinstance(body, Mapping) and "error" in body:
+        return [FieldError(str(body["error"]).upper(), str(body.get("error_description", "")))]
+    return [FieldError("UNKNOWN_EXCEPTION", f"HTTP {response.status_code}")]
+
+
+def _raise_for(status: int, errors: list[FieldError], path: str) -> NoReturn:
+    code = errors[0].code if errors else ""
+    if status == 404 or code in ("NOT_FOUND", "ENTITY_IS_DELETED"):
+        raise NotFoundError(errors[0].message if errors else path, code=code or "NOT_FOUND")
+    if status in (401,) or code == "INVALID_SESSION_ID":
+        raise ConfigError(
+            f"Salesforce refused the credentials: {errors[0].message if errors else status}",
+            code=code or "INVALID_SESSION_ID",
+        )  # noqa: E501
+    if status == 400 and code not in ("INVALID_FIELD", "MALFORMED_QUERY", "INVALID_TYPE", "MALFORMED_ID"):
+        raise InputError(errors[0].message, code=code, errors=errors)
+    raise SalesforceApiError(status, errors, path=path)
+
+
+def _retriable(status: int, errors: list[FieldError]) -> bool:
+    if status >= 500 or status == 429:
+        return True
+    return any(e.code in RETRY_CODES for e in errors)
+
+
+def soql_datetime(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_sf_datetime(value: str) -> dt.datetime:
+    """``2024-05-01T10:00:00.000+0000`` (or ISO with ``Z`` / ``+00:00``) → aware UTC."""
+    text = value.replace("Z", "+00:00")
+    if re.search(r"[+-]\d{4}$", text):
+        text = text[:-2] + ":" + text[-2:]
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+
+
+def _window(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+@dataclass
+class SalesforceClient:
+    """One connection to an org. ``transport`` lets tests (and the fault injector) stand in for the network."""
+
+    config: SalesforceConfig
+    clock: Clock = field(default_factory=SystemClock)
+    transport: httpx.BaseTransport | None = None
+    sleep: Callable[[float], None] = time.sleep
+    budget: ApiBudget | None = None
+    calls: int = 0
+    _token: str | None = None
+    _describes: dict[str, tuple[dt.datetime, dict[str, Any]]] = field(default_factory=dict)
+    _http: httpx.Client | None = None
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            verify: Any = str(self.config.ca_file) if self.config.ca_file else True
+            self._http = httpx.Client(
+                base_url=self.config.instance_url.rstrip("/"),
+                timeout=self.config.timeout_seconds,
+                transport=self.transport,
+                verify=verify,
+                trust_env=False,
+            )
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def __repr__(self) -> str:  # never show the token
+        return f"SalesforceClient(instance_url={self.config.instance_url!r}, flow={self.config.flow!r})"
+
+    def login(self) -> str:
+        """A bearer token: the configured one, or a fresh one from the OAuth token endpoint."""
+        cfg = self.config
+        if cfg.flow == "token":
+            assert cfg.token is not None
+            self._token = cfg.token.reveal()
+            return self._token
+        assert cfg.client_secret is not None
+        form = {
+            "grant_type": cfg.flow,
+            "client_id": cfg.client_id or "",
+            "client_secret": cfg.client_secret.reveal(),
+        }
+        if cfg.flow == "password":
+            assert cfg.password is not None
+            form |= {"username": cfg.username or "", "password": cfg.password.reveal()}
+        url = (cfg.login_url or cfg.instance_url).rstrip("/") + "/services/oauth2/token"
+        try:
+            response = self.http.post(url, data=form)
+        except httpx.TransportError as exc:
+            raise RetriableError(
+                f"cannot reach {url}: {exc.__class__.__name__}", code="SERVER_UNAVAILABLE"
+            ) from None
+        if response.status_code != 200:
+            errs = _errors(response)
+            raise ConfigError(
+                f"OAuth login failed: {errs[0].code.lower()}: {errs[0].message}", code="INVALID_LOGIN"
+            )
+        self._token = str(response.json()["access_token"])
+        return self._token
+
+    def request(
+        self, method: str, path: str, *, params: Mapping[str, str] | None = None, json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:  # fmt: skip
+        """One API call with retries; returns the decoded JSON (None for 204)."""
+        if self.config.budget_reserve and self.budget and self.budget.remaining <= self.config.budget_reserve:
+            raise RetriableError(
+                f"daily API budget reserve reached ({self.budget.used}/{self.budget.max})",
+                code="REQUEST_LIMIT_EXCEEDED",
+            )
+        url = path if path.startswith("/services/") else f"{self.config.base_path}/{path.lstrip('/')}"
+        renewed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            token = self._token or self.login()
+            send_headers = {
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                **(headers or {}),
+            }
+            self.calls += 1
+            try:
+                response = self.http.request(method, url, params=params, json=json, headers=send_headers)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                if attempt >= self.config.max_attempts:
+                    raise RetriableError(
+                        f"{method} {url}: {exc.__class__.__name__}", code="SERVER_UNAVAILABLE"
+                    ) from None
+                self._backoff(attempt)
+                continue
+            self._track(response)
+            if response.status_code < 300:
+                return response.json() if response.content else None
+            errors = _errors(response)
+            if response.status_code == 401 and not renewed and self.config.flow != "token":
+                renewed, self._token = True, None
+                continue
+            if _retriable(response.status_code, errors):
+                if attempt >= self.config.max_attempts:
+                    raise RetriableError(
+                        f"{method} {url}: {errors[0].code}: {errors[0].message}", code=errors[0].code
+                    )
+                self._backoff(attempt, response.headers.get("Retry-After"))
+                continue
+            _raise_for(response.status_code, errors, url)
+
+    def _backoff(self, attempt: int, retry_after: str | None = None) -> None:
+        if retry_after and retry_after.isdigit():
+            self.sleep(min(float(retry_after), 60.0))
+            return
+        base = self.config.backoff_seconds * (2 ** (attempt - 1))
+        self.sleep(min(base, 30.0) * (0.5 + random.random() / 2))
+
+    def _track(self, response: httpx.Response) -> None:
+        match = _USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
+        if match:
+            self.budget = ApiBudget(int(match.group(1)), int(match.group(2)))
+
+    # -- metadata ----------------------------------------------------------------------------
+
+    def versions(self) -> list[str]:
+        return [str(v["version"]) for v in self.request("GET", "/services/data/")]
+
+    def limits(self) -> dict[str, Any]:
+        return dict(self.request("GET", "limits"))
+
+    def describe(self, object_name: str, *, refresh: bool = False) -> dict[str, Any]:
+        """The object's describe, cached for ``describe_ttl_seconds`` (``refresh=True`` refetches)."""
+        now = self.clock.now()
+        cached = self._describes.get(object_name)
+        if cached and not refresh and (now - cached[0]).total_seconds() < self.config.describe_ttl_seconds:
+            return cached[1]
+        describe = dict(self.request("GET", f"sobjects/{object_name}/describe"))
+        self._describes[object_name] = (now, describe)
+        return describe
+
+    def field_names(self, object_name: str) -> set[str]:
+        return {f["name"] for f in self.describe(object_name)["fields"]}
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def query_pages(
+        self, soql: str, *, include_deleted: bool = False, batch_size: int | None = None
+    ) -> Iterator[dict[str, Any]]:  # noqa: E501
+        headers = {"Sforce-Query-Options": f"batchSize={batch_size}"} if batch_size else None
+        page = self.request(
+            "GET", "queryAll" if include_deleted else "query", params={"q": soql}, headers=headers
+        )
+        while True:
+            yield page
+            if page.get("done", True) or not page.get("nextRecordsUrl"):
+                return
+            page = self.request("GET", page["nextRecordsUrl"])
+
+    def query(self, soql: str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
+        return [
+            r for page in self.query_pages(soql, include_deleted=include_deleted) for r in page["records"]
+        ]
+
+    def get(self, object_name: str, record_id: str, fields: Sequence[str] | None = None) -> dict[str, Any]:
+        params = {"fields": ",".join(fields)} if fields else None
+        return dict(self.request("GET", f"sobjects/{object_name}/{quote(record_id)}", params=params))
+
+    def changes_since(
+        self,
+        object_name: str,
+        fields: Sequence[str],
+        after: tuple[dt.datetime, str] | None,
+        *,
+        limit: int = 2000,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Records (deleted ones included) whose (SystemModstamp, Id) is after ``after``, oldest first.
+
+        SOQL datetimes have whole seconds, so the query starts at the watermark's second and the rows
+        at or before the watermark are dropped here. Returns (records, done)."""
+        wanted = list(dict.fromkeys(["Id", "SystemModstamp", "IsDeleted", *fields]))
+        soql = f"SELECT {', '.join(wanted)} FROM {object_name}"
+        if after is not None:
+            soql += f" WHERE SystemModstamp >= {soql_datetime(after[0].replace(microsecond=0))}"
+        soql += " ORDER BY SystemModstamp, Id"
+        out: list[dict[str, Any]] = []
+        for page in self.query_pages(soql, include_deleted=True):
+            for rec in page["records"]:
+                key = (parse_sf_datetime(rec["SystemModstamp"]), rec["Id"])
+                if after is not None and key <= after:
+                    continue
+                out.append(rec)
+                if len(out) >= limit:
+                    return out, False
+        return out, True
+
+    def updated(self, object_name: str, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+        return dict(
+            self.request(
+                "GET",
+                f"sobjects/{object_name}/updated/",
+                params={"start": _window(start), "end": _window(end)},
+            )
+        )  # noqa: E501
+
+    def deleted(self, object_name: str, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+        return dict(
+            self.request(
+                "GET",
+                f"sobjects/{object_name}/deleted/",
+                params={"start": _window(start), "end": _window(end)},
+            )
+        )  # noqa: E501
+
+    # -- writes (sObject Collections, 200 a call) ----------------------------------------------
+
+    def create_many(self, object_name: str, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        records = [{"attributes": {"type": object_name}, **r} for r in rows]
+        return self._collections("POST", records)
+
+    def update_many(self, object_name: str, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Each row carries its ``Id``."""
+        records = [{"attributes": {"type": object_name}, **r} for r in rows]
+        return self._collections("PATCH", records)
+
+    def delete_many(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
+        for start in range(0, len(ids), BATCH):
+            chunk = list(ids[start : start + BATCH])
+            results += self._with_lock_retries(
+                chunk, lambda part: self.request("DELETE", "composite/sobjects", params={"ids": ",".join(part), "allOrNone": "false"})
+            )  # fmt: skip
+        return results
+
+    def _collections(self, method: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
+        for start in range(0, len(records), BATCH):
+            chunk = records[start : start + BATCH]
+            results += self._with_lock_retries(
+                chunk, lambda part: self.request(method, "composite/sobjects", json={"allOrNone": False, "records": part})
+            )  # fmt: skip
+        return results
+
+    def _with_lock_retries(self, items: list[Any], send: Callable[[list[Any]], Any]) -> list[dict[str, Any]]:
+        """Send ``items``; resend only the records that failed with a lock error, with backoff."""
+        results: list[dict[str, Any] | None] = [None] * len(items)
+        pending = list(range(len(items)))
+        for attempt in range(1, self.config.max_attempts + 1):
+            answer = send([items[i] for i in pending])
+            retry = []
+            for i, res in zip(pending, answer, strict=True):
+                results[i] = res
+                codes = {e.get("statusCode") for e in res.get("errors", [])}
+                if not res.get("success") and codes & RETRY_CODES:
+                    retry.append(i)
+            if not retry or attempt == self.config.max_attempts:
+                break
+            pending = retry
+            self._backoff(attempt)
+        return [r for r in results if r is not None]

@@ -1,0 +1,138 @@
+"""An httpx transport that injects the failures a Salesforce org produces, on a fixed schedule.
+
+Faults are deterministic: each ``Fault`` names a kind and which matching requests it hits
+(``every`` n-th, at most ``times``), so a test can assert exactly what happened. Failed requests
+never reach the server (a timeout here is a connect-stage timeout), and a partial collection
+failure forwards only the records that succeed, so the server's state always matches what the
+client was told.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+
+
+class FaultKind(enum.Enum):
+    SERVER_ERROR = "500"
+    UNAVAILABLE = "503"
+    TOO_MANY_REQUESTS = "429"
+    TIMEOUT = "timeout"
+    LOCK = "UNABLE_TO_LOCK_ROW"
+    REQUEST_LIMIT = "REQUEST_LIMIT_EXCEEDED"
+    #: In an sObject Collections call, every ``stride``-th record fails with UNABLE_TO_LOCK_ROW.
+    PARTIAL_COLLECTION = "partial"
+
+
+@dataclass
+class Fault:
+    kind: FaultKind
+    #: Only requests whose path contains this (e.g. ``"composite/sobjects"``, ``"/query"``).
+    path_contains: str = "/services/data/"
+    #: Hit every n-th matching request (1 = each one).
+    every: int = 1
+    #: Stop after this many hits (None = never stop).
+    times: int | None = None
+    stride: int = 3
+    seen: int = 0
+    hits: int = 0
+
+    def applies(self, request: httpx.Request) -> bool:
+        if self.path_contains not in request.url.path:
+            return False
+        if self.kind is FaultKind.PARTIAL_COLLECTION and "composite/sobjects" not in request.url.path:
+            return False
+        self.seen += 1
+        if self.times is not None and self.hits >= self.times:
+            return False
+        if self.seen % self.every:
+            return False
+        self.hits += 1
+        return True
+
+
+def _error(status: int, code: str, message: str, request: httpx.Request) -> httpx.Response:
+    body = [{"message": message, "errorCode": code, "fields": []}]
+    headers = {"Retry-After": "0"} if status == 429 else {}
+    return httpx.Response(status, json=body, headers=headers, request=request)
+
+
+LOCK_MESSAGE = "unable to obtain exclusive access to this record"
+
+
+@dataclass
+class FaultInjectingTransport(httpx.BaseTransport):
+    inner: httpx.BaseTransport
+    faults: list[Fault] = field(default_factory=list)
+    #: (kind, method, path) of every injected fault, in order.
+    injected: list[tuple[FaultKind, str, str]] = field(default_factory=list)
+    enabled: bool = True
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.enabled:
+            for fault in self.faults:
+                if fault.applies(request):
+                    self.injected.append((fault.kind, request.method, request.url.path))
+                    return self._inject(fault, request)
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def _inject(self, fault: Fault, request: httpx.Request) -> httpx.Response:
+        kind = fault.kind
+        if kind is FaultKind.TIMEOUT:
+            raise httpx.ConnectTimeout("injected timeout", request=request)
+        if kind is FaultKind.SERVER_ERROR:
+            return _error(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred", request)
+        if kind is FaultKind.UNAVAILABLE:
+            return _error(503, "SERVER_UNAVAILABLE", "Service unavailable", request)
+        if kind is FaultKind.TOO_MANY_REQUESTS:
+            return _error(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests", request)
+        if kind is FaultKind.REQUEST_LIMIT:
+            return _error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.", request)
+        if kind is FaultKind.LOCK:
+            return _error(400, "UNABLE_TO_LOCK_ROW", LOCK_MESSAGE, request)
+        return self._partial(fault.stride, request)
+
+    def _partial(self, stride: int, request: httpx.Request) -> httpx.Response:
+        """Forward all records but every ``stride``-th; those get a lock error in their slot."""
+        lock = {
+            "success": False,
+            "errors": [{"statusCode": "UNABLE_TO_LOCK_ROW", "message": LOCK_MESSAGE, "fields": []}],
+        }
+        if request.method == "DELETE":
+            params = dict(parse_qsl(request.url.query.decode()))
+            items: list[Any] = params.get("ids", "").split(",")
+        else:
+            body = json.loads(request.read())
+            items = body["records"]
+        failed = {i for i in range(len(items)) if i % stride == stride - 1}
+        keep = [item for i, item in enumerate(items) if i not in failed]
+        answers: list[object] = []
+        limit_info: dict[str, str] = {}
+        if keep:
+            if request.method == "DELETE":
+                params["ids"] = ",".join(str(k) for k in keep)
+                url = request.url.copy_with(query=urlencode(params).encode())
+                forwarded = httpx.Request("DELETE", url, headers=request.headers)
+            else:
+                content = json.dumps({**body, "records": keep}).encode()
+                headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+                forwarded = httpx.Request(request.method, request.url, headers=headers, content=content)
+            response = self.inner.handle_request(forwarded)
+            response.read()
+            if response.status_code != 200:
+                return response
+            answers = list(response.json())
+            limit_info = {k: v for k, v in response.headers.items() if k.lower() == "sforce-limit-info"}
+        merged: list[object] = []
+        it = iter(answers)
+        for i in range(len(items)):
+            merged.append({"id": None, **lock} if i in failed else next(it))
+        return httpx.Response(200, json=merged, headers=limit_info, request=request)
