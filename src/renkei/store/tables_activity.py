@@ -11,7 +11,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from renkei.store.db import UTCDateTime
-from renkei.store.tables import metadata
+from renkei.store.tables import metadata, visitor_activity
+
+#: Tracking updates a visit's activity ("3 page views") by its visit.
+visitor_activity_visit_index = sa.Index("ix_visitor_activity_visitid", visitor_activity.c.visitId)
 
 
 def _stamps() -> list[sa.Column[object]]:

@@ -9,7 +9,7 @@ at this revision; a later change to that module ships its own migration (add_col
 
 from alembic import op
 
-from renkei.store.tables_activity import ACTIVITY_TABLES
+from renkei.store.tables_activity import ACTIVITY_TABLES, visitor_activity_visit_index
 
 revision = "activity_0001"
 down_revision = "0001_foundation"
@@ -21,9 +21,11 @@ def upgrade() -> None:
     bind = op.get_bind()
     for table in ACTIVITY_TABLES:
         table.create(bind)
+    visitor_activity_visit_index.create(bind)
 
 
 def downgrade() -> None:
     bind = op.get_bind()
+    visitor_activity_visit_index.drop(bind)
     for table in reversed(ACTIVITY_TABLES):
         table.drop(bind)

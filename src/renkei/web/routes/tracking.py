@@ -1,0 +1,120 @@
+"""Tracking endpoints: the snippet a site pastes in (``/track/renkei.js``) and the page-view pixel.
+
+The snippet::
+
+    <script>window.renkeiCampaignId = 3;</script>
+    <script async src="https://go.example.jp/track/renkei.js"></script>
+
+sends one pixel request per page view, after the page has loaded, unless the browser sends
+Do-Not-Track or the visitor declined tracking (``renkei.optIn(false)`` sets the consent cookie).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+
+from renkei.marketing.tracking import (
+    CONSENT_COOKIE,
+    COOKIE_MAX_AGE,
+    VISITOR_COOKIE,
+    Hit,
+    TrackingIngest,
+    VisitorCookie,
+    is_bot,
+    parse_campaign,
+    tracking_allowed,
+    tracking_secret,
+)
+
+router = APIRouter(tags=["tracking"])
+
+PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
+
+SNIPPET = """(function () {
+  var s = document.currentScript;
+  var base = s && s.src ? s.src.replace(/\\/track\\/renkei\\.js.*$/, "") : "";
+  function consent() { var m = document.cookie.match(/(?:^|; )%(consent)s=([^;]*)/); return m ? m[1] : ""; }
+  function send() {
+    if (navigator.doNotTrack === "1" || window.doNotTrack === "1" || consent() === "false") { return; }
+    var q = "u=" + encodeURIComponent(location.href) + "&t=" + encodeURIComponent(document.title) +
+      "&r=" + encodeURIComponent(document.referrer) + "&c=" + encodeURIComponent(window.renkeiCampaignId || "") +
+      "&z=" + Date.now();
+    var img = new Image(1, 1);
+    img.onload = function () { window.renkeiTracked = (window.renkeiTracked || 0) + 1; };
+    img.src = base + "/track/pv.gif?" + q;
+  }
+  window.renkei = {
+    pageView: send,
+    optIn: function (yes) {
+      document.cookie = "%(consent)s=" + (yes ? "true" : "false") + "; path=/; max-age=%(age)d; SameSite=Lax";
+    }
+  };
+  if (document.readyState === "complete") { send(); } else { window.addEventListener("load", send); }
+})();
+""" % {"consent": CONSENT_COOKIE, "age": COOKIE_MAX_AGE}
+
+
+def setup(app: FastAPI) -> None:
+    app.state.tracking = TrackingIngest(app.state.engine, clock=app.state.clock)
+    app.state.visitor_cookie = None
+
+
+def visitor_cookie(request: Request) -> VisitorCookie:
+    state = request.app.state
+    if state.visitor_cookie is None:
+        secret = state.settings.get("secret_key") or tracking_secret(state.engine)
+        state.visitor_cookie = VisitorCookie(secret)
+    cookie: VisitorCookie = state.visitor_cookie
+    return cookie
+
+
+def visitor_token(request: Request, response: Response) -> str:
+    """The visitor's token from its signed cookie, or a new one set on ``response``."""
+    cookies = visitor_cookie(request)
+    token = cookies.read(request.cookies.get(VISITOR_COOKIE))
+    if token is None:
+        token, value = cookies.new()
+        response.set_cookie(VISITOR_COOKIE, value, max_age=COOKIE_MAX_AGE, httponly=True, samesite="lax")
+    return token
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+@router.get("/track/renkei.js", include_in_schema=False)
+def snippet() -> Response:
+    return Response(SNIPPET, media_type="application/javascript", headers={"Cache-Control": "public, max-age=3600"})
+
+
+@router.get("/track/pv.gif", include_in_schema=False)
+async def page_view(request: Request) -> Response:
+    """Record one page view, then answer with a 1×1 GIF once it is committed."""
+    response = Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
+    params = request.query_params
+    url = params.get("u") or request.headers.get("referer") or ""
+    allowed = tracking_allowed(request.headers, request.cookies)
+    if not url or not allowed or is_bot(request.headers.get("user-agent")):
+        return response
+    hit = Hit(
+        token=visitor_token(request, response),
+        url=url,
+        at=request.app.state.clock.now(),
+        title=params.get("t") or None,
+        referrer=params.get("r") or None,
+        campaign_id=parse_campaign(params.get("c")),
+        ip=client_ip(request),
+        do_not_sell=request.headers.get("sec-gpc") == "1",
+    )
+    await request.app.state.tracking.record(hit)
+    return response
+
+
+@router.get("/track/stats", include_in_schema=False)
+def stats(request: Request) -> dict[str, Any]:
+    """Ingest counters of this process (batches, hits, failures, largest batch)."""
+    s = request.app.state.tracking.stats
+    with s.lock:
+        return {"batches": s.batches, "hits": s.hits, "failures": s.failures, "largestBatch": s.largest_batch}
