@@ -444,3 +444,63 @@ class SalesforceClient:
             pending = retry
             self._backoff(attempt)
         return [r for r in results if r is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One line of ``renkei connector test``."""
+
+    name: str
+    ok: bool
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "message": self.message}
+
+
+def check_connection(client: SalesforceClient, fields_by_object: Mapping[str, Sequence[str]]) -> list[Check]:
+    """Credentials, API version, object and field access, and the remaining daily budget."""
+    checks: list[Check] = []
+    cfg = client.config
+    try:
+        limits = client.limits()
+    except RenkeiError as exc:
+        return [Check("credentials", False, f"cannot call {cfg.instance_url}: {exc}")]
+    checks.append(Check("credentials", True, f"logged in to {cfg.instance_url} ({cfg.flow})"))
+    versions = client.versions()
+    checks.append(
+        Check("api_version", True, f"API v{cfg.api_version} is served")
+        if cfg.api_version in versions
+        else Check(
+            "api_version",
+            False,
+            f"API v{cfg.api_version} is not served; the org offers {', '.join(versions[-3:])}",
+        )
+    )
+    for obj, fields in fields_by_object.items():
+        try:
+            describe = client.describe(obj, refresh=True)
+        except RenkeiError as exc:
+            checks.append(Check(f"object:{obj}", False, f"{obj} is not accessible: {exc}"))
+            continue
+        known = {f["name"].lower() for f in describe["fields"]}
+        missing = [f for f in fields if f.lower() not in known]
+        flags = [k for k in ("queryable", "createable", "updateable") if not describe.get(k, False)]
+        if missing or flags:
+            parts = ([f"missing fields {', '.join(missing)}"] if missing else []) + (
+                [f"not {', '.join(flags)}"] if flags else []
+            )  # noqa: E501
+            checks.append(Check(f"object:{obj}", False, f"{obj}: {'; '.join(parts)}"))
+        else:
+            checks.append(Check(f"object:{obj}", True, f"{obj}: {len(fields)} mapped fields accessible"))
+    daily = limits.get("DailyApiRequests", {})
+    remaining, maximum = int(daily.get("Remaining", 0)), int(daily.get("Max", 0))
+    enough = remaining > cfg.budget_reserve
+    checks.append(
+        Check(
+            "api_budget",
+            enough,
+            f"{remaining} of {maximum} daily API requests remain (reserve {cfg.budget_reserve})",
+        )
+    )  # noqa: E501
+    return checks
