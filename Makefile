@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 SIZE ?= small
+# the suite runs on this many processes (pytest-xdist); CI machines have 2 cores
+TEST_WORKERS ?= 2
 
 .PHONY: run test check lint typecheck setup browser migrate demo clean
 
@@ -36,7 +38,7 @@ run: demo
 	$(BIN)/renkei serve --host $(HOST) --port $(PORT) --print-demo-login
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(wildcard src tests bench)
