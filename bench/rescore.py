@@ -36,8 +36,16 @@ def load(url: str, n: int) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
         series = _series(conn, n)
-        ts = "'2026-03-01 00:00:00.000000'" if conn.dialect.name == "sqlite" else "TIMESTAMPTZ '2026-03-01 00:00:00+00'"
-        old = "'2025-06-01 00:00:00.000000'" if conn.dialect.name == "sqlite" else "TIMESTAMPTZ '2025-06-01 00:00:00+00'"
+        ts = (
+            "'2026-03-01 00:00:00.000000'"
+            if conn.dialect.name == "sqlite"
+            else "TIMESTAMPTZ '2026-03-01 00:00:00+00'"
+        )
+        old = (
+            "'2025-06-01 00:00:00.000000'"
+            if conn.dialect.name == "sqlite"
+            else "TIMESTAMPTZ '2025-06-01 00:00:00+00'"
+        )
         f = "false"
         conn.execute(sa.text(
             f'INSERT INTO prospect (id, email, "emailKey", score, "isDeleted", "optedOut", "createdAt", "updatedAt") '

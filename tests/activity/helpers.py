@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
-
 from sqlalchemy.engine import Engine
 
 from renkei.clock import Clock, FixedClock

@@ -26,7 +26,10 @@ def test_pixel_records_page_views_sessions_and_utm(engine: Engine) -> None:
     clk = clock()
     add_company_range(engine, "203.0.113.0/24", "株式会社サンプル", clock=clk)
     add_company_range(engine, "127.0.0.0/8", "ローカル株式会社", clock=clk)
-    with live_server(engine, clk) as base, httpx.Client(base_url=base, headers={"User-Agent": BROWSER}) as http:
+    with (
+        live_server(engine, clk) as base,
+        httpx.Client(base_url=base, headers={"User-Agent": BROWSER}) as http,
+    ):
         js = http.get("/track/renkei.js")
         assert (js.status_code, js.headers["content-type"]) == (200, "application/javascript")
         assert "/track/pv.gif?" in js.text
@@ -39,7 +42,11 @@ def test_pixel_records_page_views_sessions_and_utm(engine: Engine) -> None:
         http.get("/track/pv.gif", params={"u": "https://example.jp/contact", "t": "お問い合わせ"})
         # Do-Not-Track, declined consent and bots record nothing.
         http.get("/track/pv.gif", params={"u": "https://example.jp/dnt"}, headers={"DNT": "1"})
-        http.get("/track/pv.gif", params={"u": "https://example.jp/no-consent"}, headers={"Cookie": "renkei_opt_in=false"})
+        http.get(
+            "/track/pv.gif",
+            params={"u": "https://example.jp/no-consent"},
+            headers={"Cookie": "renkei_opt_in=false"},
+        )
         http.get("/track/pv.gif", params={"u": "https://example.jp/bot"}, headers={"User-Agent": GOOGLEBOT})
     assert _rows(engine, t.visitor, "id", "pageViewCount", "identifiedCompany", "sourceParameter", "campaignParameter",
                  "campaignId", "firstReferrerUrl") == [
@@ -50,7 +57,10 @@ def test_pixel_records_page_views_sessions_and_utm(engine: Engine) -> None:
         (1, "https://example.jp/pricing", "料金", T0 + dt.timedelta(minutes=10)),
         (2, "https://example.jp/contact", "お問い合わせ", T0 + dt.timedelta(minutes=41)),
     ]
-    assert _rows(engine, t.visit, "id", "visitorPageViewCount", "durationInSeconds") == [(1, 2, 600), (2, 1, 0)]
+    assert _rows(engine, t.visit, "id", "visitorPageViewCount", "durationInSeconds") == [
+        (1, 2, 600),
+        (2, 1, 0),
+    ]
     assert _rows(engine, t.visitor_activity, "type", "typeName", "details", "visitId", "prospectId") == [
         (20, "Visit", "2 page views", 1, None),
         (20, "Visit", "1 page view", 2, None),
@@ -65,7 +75,9 @@ def test_known_visitor_moves_prospect_activity_and_score(engine: Engine) -> None
     with engine.begin() as conn:
         conn.execute(t.visitor.update().values(prospectId=pid))
     clk.advance(minutes=5)
-    ingest.record_sync([Hit("tok", "https://example.jp/b", clk.now()), Hit("tok", "https://example.jp/c", clk.now())])
+    ingest.record_sync(
+        [Hit("tok", "https://example.jp/b", clk.now()), Hit("tok", "https://example.jp/c", clk.now())]
+    )
     after = get(engine, pid)
     # Two page views (+1 each) in the visit that was already open: no new visit points.
     assert (after["score"], after["lastActivityAt"]) == (2, T0 + dt.timedelta(minutes=5))

@@ -209,7 +209,7 @@ class ActivityService:
                     .limit(limit)
                 ).mappings()
                 items += [page_view_json(dict(r), model) for r in views]
-        items.sort(key=lambda i: (i["createdAt"], i["kind"] == "activity", i["id"]), reverse=True)
+        items.sort(key=lambda i: (i["createdAt"], i["kind"] == "page_view", i["id"]), reverse=True)
         return items[:limit]
 
     def visitor_activities(

@@ -59,10 +59,14 @@ _UTM = {
 def tracking_secret(engine: Engine) -> str:
     """The install's cookie-signing secret, generated once and kept in the ``setting`` table."""
     with engine.begin() as conn:
-        value = conn.execute(sa.select(t.setting.c.value).where(t.setting.c.key == _SECRET_KEY)).scalar_one_or_none()
+        value = conn.execute(
+            sa.select(t.setting.c.value).where(t.setting.c.key == _SECRET_KEY)
+        ).scalar_one_or_none()
         if value is None:
             value = secrets.token_hex(32)
-            conn.execute(t.setting.insert().values(key=_SECRET_KEY, value=value, updatedAt=SystemClock().now()))
+            conn.execute(
+                t.setting.insert().values(key=_SECRET_KEY, value=value, updatedAt=SystemClock().now())
+            )
         return str(value)
 
 
@@ -192,12 +196,17 @@ class _Visitor:
     do_not_sell: bool = False
 
 
-def ensure_visitors(conn: Connection, hits: Sequence[Hit], companies: CompanyTable, now: dt.datetime) -> dict[str, int]:
+def ensure_visitors(
+    conn: Connection, hits: Sequence[Hit], companies: CompanyTable, now: dt.datetime
+) -> dict[str, int]:
     """Visitor ids for the hits' tokens, creating visitors (first referrer, UTM, company)."""
     k = ta.tracking_visitor_key
     tokens = list(dict.fromkeys(h.token for h in hits))
-    known: dict[str, int] = {r.token: r.visitorId for r in conn.execute(sa.select(k.c.token, k.c.visitorId).where(k.c.token.in_(tokens)))}
-    first_hit = {}
+    known: dict[str, int] = {
+        r.token: r.visitorId
+        for r in conn.execute(sa.select(k.c.token, k.c.visitorId).where(k.c.token.in_(tokens)))
+    }
+    first_hit: dict[str, Hit] = {}
     for h in hits:
         if h.token not in known:
             first_hit.setdefault(h.token, h)
@@ -227,17 +236,33 @@ def ingest(conn: Connection, hits: Sequence[Hit], companies: CompanyTable, now: 
     v, vi, va = t.visitor, t.visit, t.visitor_activity
     state = {
         r.id: _Visitor(r.id, r.prospectId, r.pageViewCount, do_not_sell=r.doNotSell)
-        for r in conn.execute(sa.select(v.c.id, v.c.prospectId, v.c.pageViewCount, v.c.doNotSell).where(v.c.id.in_(set(ids.values()))))
+        for r in conn.execute(
+            sa.select(v.c.id, v.c.prospectId, v.c.pageViewCount, v.c.doNotSell).where(
+                v.c.id.in_(set(ids.values()))
+            )
+        )
     }
     # The latest visit of each visitor, if it can still be continued by this batch.
     horizon = hits[0].at - SESSION_GAP
     recent = conn.execute(
-        sa.select(vi.c.id, vi.c.visitorId, vi.c.visitorPageViewCount, vi.c.firstVisitorPageViewAt, vi.c.lastVisitorPageViewAt)
+        sa.select(
+            vi.c.id,
+            vi.c.visitorId,
+            vi.c.visitorPageViewCount,
+            vi.c.firstVisitorPageViewAt,
+            vi.c.lastVisitorPageViewAt,
+        )
         .where(vi.c.visitorId.in_(list(state)), vi.c.lastVisitorPageViewAt >= horizon)
         .order_by(vi.c.lastVisitorPageViewAt)
     )
     for r in recent:
-        state[r.visitorId].visit = _Visit(r.id, None, r.visitorPageViewCount, ensure_utc(r.firstVisitorPageViewAt), ensure_utc(r.lastVisitorPageViewAt))
+        state[r.visitorId].visit = _Visit(
+            r.id,
+            None,
+            r.visitorPageViewCount,
+            ensure_utc(r.firstVisitorPageViewAt),
+            ensure_utc(r.lastVisitorPageViewAt),
+        )
     model = current_model(conn)
     visits: list[_Visit] = []
     views: list[dict[str, Any]] = []
@@ -246,7 +271,9 @@ def ingest(conn: Connection, hits: Sequence[Hit], companies: CompanyTable, now: 
         visit = s.visit
         if visit is None or h.at - visit.last > SESSION_GAP:
             visit = _new_visit(conn, s, h, now)
-            s.points += model.activity_points_for(ActivityType.VISIT, AssetKind.VISIT.value, {"visitId": visit.id})
+            s.points += model.activity_points_for(
+                ActivityType.VISIT, AssetKind.VISIT.value, {"visitId": visit.id}
+            )
             visits.append(visit)
         elif not visit.changed:
             visit.changed = True
@@ -272,15 +299,15 @@ def ingest(conn: Connection, hits: Sequence[Hit], companies: CompanyTable, now: 
         [{"vid": x.id, "n": x.count, "last": x.last, "secs": int((x.last - x.first).total_seconds())} for x in visits],
     )  # fmt: skip
     conn.execute(
-        va.update().where(va.c.visitId == sa.bindparam("vid"), va.c.type == int(ActivityType.VISIT)).values(
-            details=sa.bindparam("d"), updatedAt=now
-        ),
+        va.update()
+        .where(va.c.visitId == sa.bindparam("vid"), va.c.type == int(ActivityType.VISIT))
+        .values(details=sa.bindparam("d"), updatedAt=now),
         [{"vid": x.id, "d": _visit_details(x.count)} for x in visits],
     )
     conn.execute(
-        v.update().where(v.c.id == sa.bindparam("vid")).values(
-            pageViewCount=sa.bindparam("n"), doNotSell=sa.bindparam("dns"), updatedAt=now
-        ),
+        v.update()
+        .where(v.c.id == sa.bindparam("vid"))
+        .values(pageViewCount=sa.bindparam("n"), doNotSell=sa.bindparam("dns"), updatedAt=now),
         [{"vid": s.id, "n": s.views, "dns": s.do_not_sell} for s in state.values()],
     )
     for s in state.values():
@@ -331,7 +358,9 @@ class TrackingIngest:
     """Group commit of hits: one flusher thread writes whatever is queued in one transaction and
     then acknowledges every hit of the batch (or fails them all)."""
 
-    def __init__(self, engine: Engine, *, clock: Clock | None = None, max_batch: int = 2000, linger: float = 0.002) -> None:
+    def __init__(
+        self, engine: Engine, *, clock: Clock | None = None, max_batch: int = 2000, linger: float = 0.002
+    ) -> None:
         self.engine = engine
         self.clock = clock or SystemClock()
         self.max_batch = max_batch
@@ -347,7 +376,9 @@ class TrackingIngest:
         if self._thread is None:
             with self._start_lock:
                 if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="renkei-tracking-ingest", daemon=True)
+                    self._thread = threading.Thread(
+                        target=self._run, name="renkei-tracking-ingest", daemon=True
+                    )
                     self._thread.start()
 
     def submit(self, hit: Hit, done: Callable[[BaseException | None], None]) -> None:
@@ -424,8 +455,16 @@ class TrackingIngest:
             p.done(error)
 
 
-def visitor_for_token(conn: Connection, token: str, now: dt.datetime, *, ip: str | None = None) -> int:
-    """The visitor behind a cookie token, created when the token has none yet (a form post
-    from a browser whose page views were never recorded)."""
-    hit = Hit(token=token, url="", at=now, ip=ip)
+def visitor_for_token(
+    conn: Connection,
+    token: str,
+    now: dt.datetime,
+    *,
+    ip: str | None = None,
+    url: str = "",
+    referrer: str | None = None,
+) -> int:
+    """The visitor behind a cookie token, created when the token has none yet (a landing page
+    or form served before any pixel; its URL gives the UTM parameters)."""
+    hit = Hit(token=token, url=url, at=now, ip=ip, referrer=referrer)
     return ensure_visitors(conn, [hit], CompanyTable.load(conn), now)[token]

@@ -30,7 +30,9 @@ from renkei.marketing.tracking import (
 
 router = APIRouter(tags=["tracking"])
 
-PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
+PIXEL = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+)
 
 SNIPPET = """(function () {
   var s = document.currentScript;
@@ -86,7 +88,9 @@ def client_ip(request: Request) -> str | None:
 
 @router.get("/track/renkei.js", include_in_schema=False)
 def snippet() -> Response:
-    return Response(SNIPPET, media_type="application/javascript", headers={"Cache-Control": "public, max-age=3600"})
+    return Response(
+        SNIPPET, media_type="application/javascript", headers={"Cache-Control": "public, max-age=3600"}
+    )
 
 
 @router.get("/track/pv.gif", include_in_schema=False)
