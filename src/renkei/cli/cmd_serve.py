@@ -17,12 +17,23 @@ def serve(
         str | None, typer.Option("--ssl-keyfile", help="Private key for --ssl-certfile.")
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    print_demo_login: Annotated[
+        bool,
+        typer.Option(
+            "--print-demo-login",
+            help="Make sure the demo admin (admin@renkei.example) can sign in, and print its password.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the web app and the APIs (``/healthz`` answers when it is up)."""
     import uvicorn
 
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise typer.BadParameter("--ssl-certfile and --ssl-keyfile go together")
+    if print_demo_login:
+        from renkei.web.auth import print_demo_login as show
+
+        show()
     uvicorn.run(
         "renkei.web.app:create_app",
         factory=True,
