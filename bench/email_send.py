@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -102,7 +103,11 @@ def main() -> None:
     )
     print(f"SMTP hand-off         {sent:8.1f} s  {n / sent:10.0f} msg/s")
 
-    print(f"  (SMTP sink CPU time {sink_cpu:.1f} s: the local sink, not renkei, bounds the hand-off rate)")
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        f"  CPU seconds: renkei {own.ru_utime + own.ru_stime:.1f}, SMTP sink {sink_cpu:.1f}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     print(f"end to end            {queued + sent:8.1f} s  {n / (queued + sent):10.0f} msg/s")
 
 

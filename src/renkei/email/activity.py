@@ -7,6 +7,7 @@ the scoring model apply in one place: sends, opens and bounces are passive (seed
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
@@ -31,6 +32,27 @@ PREFERENCE_PAGE = EmailEvent(ActivityType.EMAIL_PREFERENCE_PAGE, AssetKind.EMAIL
 RESUBSCRIBED = EmailEvent(ActivityType.RESUBSCRIBED, AssetKind.EMAIL)
 
 
+def new(
+    prospect_id: int,
+    event: EmailEvent,
+    details: str | None,
+    at: dt.datetime,
+    *,
+    email_id: int | None = None,
+    template_id: int | None = None,
+    list_email_id: int | None = None,
+) -> NewActivity:
+    refs = {k: v for k, v in (("emailId", email_id), ("emailTemplateId", template_id),
+                              ("listEmailId", list_email_id)) if v is not None}  # fmt: skip
+    return NewActivity(
+        event.type, event.type_name, prospect_id=prospect_id, details=details, refs=refs, at=at
+    )
+
+
+def record_many(conn: Connection, now: dt.datetime, activities: Sequence[NewActivity]) -> list[int]:
+    return record_activities(conn, activities, now)
+
+
 def record(
     conn: Connection,
     now: dt.datetime,
@@ -42,15 +64,7 @@ def record(
     template_id: int | None = None,
     list_email_id: int | None = None,
 ) -> int:
-    refs = {k: v for k, v in (("emailId", email_id), ("emailTemplateId", template_id),
-                              ("listEmailId", list_email_id)) if v is not None}  # fmt: skip
-    [activity_id] = record_activities(
-        conn,
-        [
-            NewActivity(
-                event.type, event.type_name, prospect_id=prospect_id, details=details, refs=refs, at=now
-            )
-        ],
-        now,
-    )
+    activity = new(prospect_id, event, details, now, email_id=email_id, template_id=template_id,
+                   list_email_id=list_email_id)  # fmt: skip
+    [activity_id] = record_activities(conn, [activity], now)
     return activity_id

@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formataddr, formatdate
@@ -470,40 +472,40 @@ class EmailService:
                 "failed": counts.get("failed", 0), "scheduledListEmails": int(scheduled)}  # fmt: skip
 
     def work(
-        self, *, limit: int = 1000, rate_per_second: float | None = None, batch: int = 200
+        self,
+        *,
+        limit: int = 1000,
+        rate_per_second: float | None = None,
+        batch: int = 200,
+        connections: int = 4,
     ) -> WorkSummary:
-        """Send queued messages that are due (claims rows so several workers can run on PostgreSQL)."""
-        import time
+        """Send queued messages that are due (claims rows so several workers can run on PostgreSQL).
 
+        A batch is sent over ``connections`` SMTP sessions in parallel (sending waits on the server,
+        not the CPU); ``rate_per_second`` caps the overall pace."""
         self.enqueue_due()
         sent = failed = retried = 0
         interval = 1.0 / rate_per_second if rate_per_second else 0.0
-        with SmtpConnection(self.smtp) as smtp:
-            while sent + failed + retried < limit:
-                claimed = self._claim(min(batch, limit - sent - failed - retried))
-                if not claimed:
-                    break
-                results: list[tuple[int, str, str | None, str | None]] = []
-                for row in claimed:
-                    unsubscribe = None
-                    if row["kind"] in ("list", "program"):
-                        unsubscribe = _first_unsubscribe(row["textBody"])
-                    message = self._mime(row["id"], row["toAddress"], row["subject"], row["htmlBody"], row["textBody"],
-                                         row, unsubscribe_url=unsubscribe)  # fmt: skip
-                    try:
-                        smtp.send(message)
-                    except RecipientRefused as exc:
-                        results.append((row["id"], "failed", str(exc), None))
-                        failed += 1
-                    except RetriableError as exc:
-                        results.append((row["id"], "retry", str(exc), None))
-                        retried += 1
-                    else:
-                        results.append((row["id"], "sent", None, message.message_id))
-                        sent += 1
-                    if interval:
-                        time.sleep(interval)
-                self._finish(claimed, results)
+        if interval:
+            connections = 1  # a rate limit is simplest to honour from one session
+        pool = [SmtpConnection(self.smtp) for _ in range(max(connections, 1))]
+        try:
+            with ThreadPoolExecutor(max_workers=len(pool)) as executor:
+                while sent + failed + retried < limit:
+                    claimed = self._claim(min(batch, limit - sent - failed - retried))
+                    if not claimed:
+                        break
+                    shares = [claimed[i :: len(pool)] for i in range(len(pool))]
+                    futures = [executor.submit(self._send_share, smtp, share, interval)
+                               for smtp, share in zip(pool, shares, strict=True) if share]  # fmt: skip
+                    results = [r for f in futures for r in f.result()]
+                    sent += sum(1 for r in results if r[1] == "sent")
+                    failed += sum(1 for r in results if r[1] == "failed")
+                    retried += sum(1 for r in results if r[1] == "retry")
+                    self._finish(claimed, results)
+        finally:
+            for smtp in pool:
+                smtp.close()
         with self.engine.connect() as conn:
             remaining = conn.execute(
                 sa.select(sa.func.count())
@@ -511,6 +513,26 @@ class EmailService:
                 .where(email_message.c.status == "queued")
             ).scalar_one()
         return WorkSummary(sent, failed, retried, int(remaining))
+
+    def _send_share(
+        self, smtp: SmtpConnection, rows: list[dict[str, Any]], interval: float
+    ) -> list[tuple[int, str, str | None, str | None]]:
+        results: list[tuple[int, str, str | None, str | None]] = []
+        for row in rows:
+            unsubscribe = _first_unsubscribe(row["textBody"]) if row["kind"] in ("list", "program") else None
+            message = self._mime(row["id"], row["toAddress"], row["subject"], row["htmlBody"], row["textBody"], row,
+                                 unsubscribe_url=unsubscribe)  # fmt: skip
+            try:
+                smtp.send(message)
+            except RecipientRefused as exc:
+                results.append((row["id"], "failed", str(exc), None))
+            except RetriableError as exc:
+                results.append((row["id"], "retry", str(exc), None))
+            else:
+                results.append((row["id"], "sent", None, message.message_id))
+            if interval:
+                time.sleep(interval)
+        return results
 
     def _claim(self, n: int) -> list[dict[str, Any]]:
         now = self.clock.now()
@@ -536,24 +558,36 @@ class EmailService:
     def _finish(
         self, claimed: list[dict[str, Any]], results: list[tuple[int, str, str | None, str | None]]
     ) -> None:
+        """Record the outcomes of a batch in one transaction (statuses, "sent" activities, retries)."""
         now = self.clock.now()
         by_id = {r["id"]: r for r in claimed}
         m = email_message
+        done, given_up, retry, sent_activities = [], [], [], []
+        for msg_id, outcome, error, message_id in results:
+            row = by_id[msg_id]
+            if outcome == "sent":
+                done.append({"b_id": msg_id, "b_mid": message_id})
+                if row["prospectId"] is not None and row["kind"] != "test":
+                    sent_activities.append(activity.new(row["prospectId"], activity.SENT, row["subject"], now,
+                                                        email_id=msg_id, template_id=row["templateId"],
+                                                        list_email_id=row["listEmailId"]))  # fmt: skip
+            elif outcome == "failed" or row["attempts"] + 1 >= MAX_ATTEMPTS:
+                given_up.append({"b_id": msg_id, "b_err": error})
+            else:
+                backoff = dt.timedelta(minutes=2 ** (row["attempts"] + 1))
+                retry.append({"b_id": msg_id, "b_err": error, "b_next": now + backoff})
+        by_bind = m.c.id == sa.bindparam("b_id")
         with self.engine.begin() as conn:
-            for msg_id, outcome, error, message_id in results:
-                row = by_id[msg_id]
-                if outcome == "sent":
-                    conn.execute(m.update().where(m.c.id == msg_id).values(status="sent", sentAt=now, messageId=message_id,
-                                                                           lastError=None))  # fmt: skip
-                    if row["prospectId"] is not None and row["kind"] != "test":
-                        activity.record(conn, now, row["prospectId"], activity.SENT, row["subject"], email_id=msg_id,
-                                        template_id=row["templateId"], list_email_id=row["listEmailId"])  # fmt: skip
-                elif outcome == "failed" or row["attempts"] + 1 >= MAX_ATTEMPTS:
-                    conn.execute(m.update().where(m.c.id == msg_id).values(status="failed", lastError=error))
-                else:
-                    backoff = dt.timedelta(minutes=2 ** (row["attempts"] + 1))
-                    conn.execute(m.update().where(m.c.id == msg_id).values(status="queued", lastError=error,
-                                                                           nextAttemptAt=now + backoff))  # fmt: skip
+            if done:
+                conn.execute(m.update().where(by_bind).values(status="sent", sentAt=now, lastError=None,
+                                                              messageId=sa.bindparam("b_mid")), done)  # fmt: skip
+            if given_up:
+                conn.execute(m.update().where(by_bind).values(status="failed", lastError=sa.bindparam("b_err")),
+                             given_up)  # fmt: skip
+            if retry:
+                conn.execute(m.update().where(by_bind).values(status="queued", lastError=sa.bindparam("b_err"),
+                                                              nextAttemptAt=sa.bindparam("b_next")), retry)  # fmt: skip
+            activity.record_many(conn, now, sent_activities)
 
     # -- tracking ----------------------------------------------------------------------------
 
