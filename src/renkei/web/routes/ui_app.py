@@ -1,0 +1,478 @@
+"""The web app under ``/app``: sign-in, the dashboard, AE's sections, the marketing calendar and
+settings (server-rendered Jinja2 pages with htmx). Thin: parse, check the role, call a service
+or a read model (``renkei.web.ui.views``), render.
+
+Every unsafe request must carry the session's CSRF token (``check_csrf``, 403 otherwise).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from renkei.errors import InputError, RenkeiError
+from renkei.web import auth as a
+from renkei.web.auth import Principal
+from renkei.web.permissions import SECTIONS, Level
+from renkei.web.ui import views
+from renkei.web.ui.render import render
+
+STATIC = Path(__file__).resolve().parents[1] / "static"
+
+router = APIRouter(prefix="/app", include_in_schema=False, dependencies=[Depends(a.check_csrf)])
+root = APIRouter(include_in_schema=False)
+
+
+def need(section: str, level: Level = Level.VIEW) -> Callable[[Request], Principal]:
+    def dependency(request: Request) -> Principal:
+        principal = a.current_principal(request)
+        principal.require(section, level)
+        return principal
+
+    return dependency
+
+
+def _now(request: Request) -> dt.datetime:
+    return request.app.state.clock.now()  # type: ignore[no-any-return]
+
+
+def _engine(request: Request) -> Any:
+    return request.app.state.engine
+
+
+def _cookie_secure(request: Request) -> bool:
+    return bool(request.app.state.settings.get("cookie_secure", True))
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sign-in
+
+
+@root.get("/")
+def home() -> RedirectResponse:
+    return _see_other("/app")
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "/app", error: str = "") -> Response:
+    token = secrets.token_urlsafe(32)
+    response = render(
+        request, "login.html", {"next": _safe_next(next), "error": error}, principal=None, csrf=token
+    )
+    response.set_cookie(
+        a.LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        secure=_cookie_secure(request),
+        samesite="strict",
+        path="/app",
+    )
+    return response
+
+
+def _safe_next(target: str) -> str:
+    return target if target.startswith("/app") and not target.startswith("//") else "/app"
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    email: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/app",
+) -> Response:
+    service = a.auth_service(request)
+    try:
+        user = service.authenticate(email, password, ip=a.client_ip(request))
+    except (a.LoginRefused, a.TooManyAttempts) as exc:
+        token = secrets.token_urlsafe(32)
+        status = exc.http_status
+        response = render(
+            request,
+            "login.html",
+            {"next": _safe_next(next), "error": exc.code, "email": email},
+            principal=None,
+            status_code=status,
+            csrf=token,
+        )
+        response.set_cookie(
+            a.LOGIN_CSRF_COOKIE,
+            token,
+            httponly=True,
+            secure=_cookie_secure(request),
+            samesite="strict",
+            path="/app",
+        )
+        if isinstance(exc, a.TooManyAttempts):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    raw = service.start_session(
+        user["id"], ip=a.client_ip(request), user_agent=request.headers.get("user-agent")
+    )
+    done = _see_other(_safe_next(next))
+    done.set_cookie(
+        a.SESSION_COOKIE, raw, httponly=True, secure=_cookie_secure(request), samesite="lax", path="/"
+    )
+    done.delete_cookie(a.LOGIN_CSRF_COOKIE, path="/app")
+    return done
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    a.auth_service(request).end_session(request.cookies.get(a.SESSION_COOKIE, ""))
+    response = _see_other("/app/login")
+    response.delete_cookie(a.SESSION_COOKIE, path="/")
+    return response
+
+
+@router.post("/language")
+def language(
+    request: Request, language: Annotated[str, Form()], back: Annotated[str, Form()] = "/app"
+) -> Response:
+    me = a.current_principal(request)
+    a.auth_service(request).set_language(me.user_id, language)
+    return _see_other(_safe_next(back))
+
+
+# ---------------------------------------------------------------------------------------------
+# Dashboard and marketing sections
+
+
+@router.get("")
+def dashboard(request: Request, me: Annotated[Principal, Depends(need("dashboard"))]) -> Response:
+    from renkei.email.service import EmailService
+
+    data = views.dashboard(_engine(request), _now(request))
+    queue = EmailService(_engine(request), clock=request.app.state.clock).queue_status()
+    return render(
+        request,
+        "dashboard.html",
+        {"d": data, "queue": queue, "connector": _connector_status()},
+        principal=me,
+    )
+
+
+def _connector_status() -> dict[str, Any] | None:
+    """The connector's health when the connector feature has landed (else ``None``)."""
+    if not views.landed("renkei.connector.service"):
+        return None
+    return {"available": True}
+
+
+@router.get("/prospects")
+def prospects(
+    request: Request,
+    me: Annotated[Principal, Depends(need("prospects"))],
+    q: str = "",
+    grade: str = "",
+    min_score: Annotated[str, Query()] = "",
+    crm: str = "",
+    page: int = 1,
+) -> Response:
+    score = int(min_score) if min_score.strip().lstrip("-").isdigit() else None
+    found = views.prospect_search(_engine(request), q=q, grade=grade, min_score=score, crm=crm, page=page)
+    context = {"found": found, "q": q, "grade": grade, "min_score": min_score, "crm": crm, "error": ""}
+    template = "_prospect_rows.html" if request.headers.get("hx-request") else "prospects.html"
+    return render(request, template, context, principal=me)
+
+
+@router.post("/prospects")
+def create_prospect(
+    request: Request,
+    me: Annotated[Principal, Depends(need("prospects", Level.EDIT))],
+    email: Annotated[str, Form()],
+    first_name: Annotated[str, Form()] = "",
+    last_name: Annotated[str, Form()] = "",
+    company: Annotated[str, Form()] = "",
+) -> Response:
+    from renkei.marketing.service import ProspectService
+
+    values = {
+        "email": email,
+        "firstName": first_name or None,
+        "lastName": last_name or None,
+        "company": company or None,
+    }
+    try:
+        created = ProspectService(
+            _engine(request), clock=request.app.state.clock, actor=me.email, user_id=me.user_id
+        ).create(values)
+    except InputError as exc:
+        found = views.prospect_search(_engine(request))
+        context = {"found": found, "q": "", "grade": "", "min_score": "", "crm": "", "error": exc.message}
+        return render(request, "prospects.html", context, principal=me, status_code=400)
+    return _see_other(f"/app/prospects/{created['id']}")
+
+
+@router.get("/prospects/{prospect_id}")
+def prospect(
+    request: Request, prospect_id: int, me: Annotated[Principal, Depends(need("prospects"))]
+) -> Response:
+    from renkei.email.service import EmailService
+    from renkei.marketing.activity_service import ActivityService
+    from renkei.marketing.scoring_service import GradingService, ScoringService
+    from renkei.marketing.service import ProspectService
+
+    engine, clock = _engine(request), request.app.state.clock
+    record = ProspectService(engine, clock=clock).get(prospect_id, include_deleted=True)
+    context = {
+        "p": record,
+        "timeline": ActivityService(engine, clock=clock).timeline(prospect_id, limit=100),
+        "score": ScoringService(engine, clock=clock).explain(prospect_id),
+        "grade": GradingService(engine, clock=clock).explain(prospect_id),
+        "extras": views.prospect_extras(engine, prospect_id),
+        "templates": EmailService(engine, clock=clock).list_templates()
+        if me.can("email", Level.EDIT)
+        else [],
+        "fields": [k for k in record if k not in ("id", "emailKey")],
+        "sync": _sync_status(record),
+        "message": request.query_params.get("message", ""),
+    }
+    return render(request, "prospect.html", context, principal=me)
+
+
+def _sync_status(record: dict[str, Any]) -> dict[str, Any]:
+    """Per-field sync status from the connector, when it has landed."""
+    return {"available": views.landed("renkei.connector.service"), "fields": {}}
+
+
+@router.post("/prospects/{prospect_id}")
+def edit_prospect(
+    request: Request,
+    prospect_id: int,
+    me: Annotated[Principal, Depends(need("prospects", Level.EDIT))],
+    first_name: Annotated[str, Form()] = "",
+    last_name: Annotated[str, Form()] = "",
+    company: Annotated[str, Form()] = "",
+    job_title: Annotated[str, Form()] = "",
+) -> Response:
+    from renkei.marketing.service import ProspectService
+
+    values = {
+        "firstName": first_name or None,
+        "lastName": last_name or None,
+        "company": company or None,
+        "jobTitle": job_title or None,
+    }
+    ProspectService(
+        _engine(request), clock=request.app.state.clock, actor=me.email, user_id=me.user_id
+    ).update(prospect_id, values)
+    return _see_other(f"/app/prospects/{prospect_id}?message=saved")
+
+
+@router.post("/prospects/{prospect_id}/email")
+def send_one_to_one(
+    request: Request,
+    prospect_id: int,
+    me: Annotated[Principal, Depends(need("email", Level.EDIT))],
+    template_id: Annotated[int, Form()],
+) -> Response:
+    from renkei.email.service import EmailService
+
+    EmailService(_engine(request), clock=request.app.state.clock).send_one_to_one(prospect_id, template_id)
+    return _see_other(f"/app/prospects/{prospect_id}?message=queued")
+
+
+@router.get("/campaigns")
+def campaigns(request: Request, me: Annotated[Principal, Depends(need("campaigns"))]) -> Response:
+    return render(request, "campaigns.html", {"rows": views.campaigns(_engine(request))}, principal=me)
+
+
+@router.get("/automation")
+def automation(request: Request, me: Annotated[Principal, Depends(need("automation"))]) -> Response:
+    return render(request, "automation.html", {"d": views.automation(_engine(request))}, principal=me)
+
+
+@router.get("/email")
+def email(request: Request, me: Annotated[Principal, Depends(need("email"))]) -> Response:
+    from renkei.email.service import EmailService
+
+    queue = EmailService(_engine(request), clock=request.app.state.clock).queue_status()
+    return render(request, "email.html", {"d": views.email(_engine(request)), "queue": queue}, principal=me)
+
+
+@router.get("/content")
+def content(request: Request, me: Annotated[Principal, Depends(need("content"))]) -> Response:
+    return render(request, "content.html", {"d": views.content(_engine(request))}, principal=me)
+
+
+@router.get("/reports")
+def reports(request: Request, me: Annotated[Principal, Depends(need("reports"))]) -> Response:
+    return render(
+        request, "reports.html", {"d": views.reports(_engine(request), _now(request))}, principal=me
+    )
+
+
+@router.get("/calendar")
+def calendar(
+    request: Request, me: Annotated[Principal, Depends(need("calendar"))], year: int = 0, month: int = 0
+) -> Response:
+    now = _now(request)
+    if not (1 <= month <= 12 and 2000 <= year <= 2100):
+        year, month = now.year, now.month
+    return render(
+        request, "calendar.html", {"c": views.calendar(_engine(request), year, month)}, principal=me
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings (users, roles, API tokens, custom fields, scoring, grading, tracking, connector, audit)
+
+
+@router.get("/settings")
+def settings(request: Request, me: Annotated[Principal, Depends(need("settings"))]) -> Response:
+    from renkei.marketing.scoring_service import GradingService, ScoringService
+    from renkei.marketing.service import ProspectService
+
+    engine, clock = _engine(request), request.app.state.clock
+    service = a.auth_service(request)
+    schema = ProspectService(engine, clock=clock).schema()
+    context = {
+        "users": service.users(),
+        "roles": service.roles(),
+        "all_sections": SECTIONS,
+        "tokens": service.tokens(None if me.can("settings", Level.EDIT) else me.user_id),
+        "new_token": request.query_params.get("token", ""),
+        "custom_fields": [f for f in schema.fields.values() if f.custom],
+        "scoring": ScoringService(engine, clock=clock).model().to_dict(),
+        "grading": GradingService(engine, clock=clock).profiles(),
+        "snippet": views.tracking_snippet(str(request.base_url)),
+        "audit": service.audit_log(50),
+        "scopes": a.SCOPES,
+        "connector": _connector_status(),
+        "error": request.query_params.get("error", ""),
+    }
+    return render(request, "settings.html", context, principal=me)
+
+
+def _back_to_settings(anchor: str, **params: str) -> RedirectResponse:
+    query = "&".join(f"{k}={quote(v)}" for k, v in params.items())
+    return _see_other(f"/app/settings{'?' + query if query else ''}#{anchor}")
+
+
+@router.post("/settings/users")
+def add_user(
+    request: Request,
+    me: Annotated[Principal, Depends(need("settings", Level.EDIT))],
+    email: Annotated[str, Form()],
+    role: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+) -> Response:
+    try:
+        a.auth_service(request).create_user(email, role=role, password=password, actor=me)
+    except RenkeiError as exc:
+        return _back_to_settings("users", error=exc.message)
+    return _back_to_settings("users")
+
+
+@router.post("/settings/users/{user_id}")
+def change_user(
+    request: Request,
+    user_id: int,
+    me: Annotated[Principal, Depends(need("settings", Level.EDIT))],
+    role: Annotated[str, Form()],
+    active: Annotated[str, Form()] = "",
+) -> Response:
+    if user_id == me.user_id and (role != me.role.name or not active):
+        return _back_to_settings("users", error="you cannot demote or deactivate yourself")
+    a.auth_service(request).set_user(user_id, {"role": role, "isActive": bool(active)}, actor=me)
+    return _back_to_settings("users")
+
+
+@router.post("/settings/roles/{name}")
+async def change_role(
+    request: Request, name: str, me: Annotated[Principal, Depends(need("settings", Level.EDIT))]
+) -> Response:
+    form = await request.form()
+    permissions = {s: str(form.get(f"perm_{s}", "none")) for s in SECTIONS}
+    if name == "admin" and permissions.get("settings") != "edit":
+        return _back_to_settings("roles", error="the admin role keeps edit rights on settings")
+    a.auth_service(request).set_role_permissions(name, permissions, actor=me)
+    return _back_to_settings("roles")
+
+
+@router.post("/settings/tokens")
+async def add_token(request: Request, me: Annotated[Principal, Depends(need("settings"))]) -> Response:
+    form = await request.form()
+    scopes = [str(s) for s in form.getlist("scope")]
+    try:
+        token = a.auth_service(request).create_token(me.user_id, str(form.get("name", "")), scopes, actor=me)
+    except RenkeiError as exc:
+        return _back_to_settings("tokens", error=exc.message)
+    return _back_to_settings("tokens", token=token.token)
+
+
+@router.post("/settings/tokens/{token_id}/revoke")
+def revoke_token(
+    request: Request, token_id: int, me: Annotated[Principal, Depends(need("settings"))]
+) -> Response:
+    a.auth_service(request).revoke_token(token_id, actor=me)
+    return _back_to_settings("tokens")
+
+
+@router.post("/settings/fields")
+def add_custom_field(
+    request: Request,
+    me: Annotated[Principal, Depends(need("settings", Level.EDIT))],
+    name: Annotated[str, Form()],
+    type: Annotated[str, Form()],
+    label: Annotated[str, Form()] = "",
+) -> Response:
+    from renkei.marketing.service import ProspectService
+
+    try:
+        field = ProspectService(_engine(request), clock=request.app.state.clock, actor=me.email).add_field(
+            name, type, label=label or None
+        )
+    except RenkeiError as exc:
+        return _back_to_settings("fields", error=exc.message)
+    a.auth_service(request).audit(
+        "prospect.field.add", field.name, None, {"type": type, "label": label}, actor=me
+    )
+    return _back_to_settings("fields")
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors: sign-in redirects and HTML error pages for /app; everything else keeps its handler
+
+
+def setup(app: FastAPI) -> None:
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(root)
+    previous: Callable[[Request, Exception], Awaitable[Response]] | None = app.exception_handlers.get(
+        RenkeiError
+    )  # type: ignore[assignment]
+
+    async def renkei_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RenkeiError)
+        if not request.url.path.startswith("/app"):
+            if previous is not None:
+                return await previous(request, exc)
+            raise exc
+        if isinstance(exc, a.NotSignedIn):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            if request.method != "GET":
+                target = "/app"
+            return _see_other(f"/app/login?next={quote(target)}")
+        principal = getattr(request.state, "principal", None)
+        return render(
+            request,
+            "error.html",
+            {"status": exc.http_status, "code": exc.code, "message": exc.message},
+            principal=principal,
+            status_code=exc.http_status,
+        )
+
+    app.add_exception_handler(RenkeiError, renkei_error)

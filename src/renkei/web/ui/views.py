@@ -1,0 +1,379 @@
+"""Read models for the app's pages: the counts, lists and chart series the sections show.
+
+Read-only queries over the store, one function per page (the writes go through the features'
+services). Features that other issues are still building are looked up with ``landed``, so a page
+can say plainly that something is not available instead of showing made-up data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from renkei.clock import ensure_utc
+from renkei.store import tables as t
+from renkei.store import tables_activity as ta
+from renkei.store import tables_email as te
+
+#: A prospect is a marketing-qualified lead (MQL) from this score on (AE's customary threshold).
+MQL_SCORE = 100
+PAGE_SIZE = 50
+
+
+def landed(module: str) -> bool:
+    """Has the feature that provides ``module`` been installed in this tree?"""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _count(conn: Connection, table: sa.Table, *where: sa.ColumnElement[bool]) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one())
+
+
+def _live() -> sa.ColumnElement[bool]:
+    return t.prospect.c.isDeleted.is_(False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dashboard
+
+
+def dashboard(engine: Engine, now: dt.datetime) -> dict[str, Any]:
+    p, va = t.prospect, t.visitor_activity
+    since = now - dt.timedelta(days=30)
+    with engine.connect() as conn:
+        created = conn.execute(sa.select(p.c.createdAt).where(_live(), p.c.createdAt >= since)).scalars()
+        per_day: dict[str, int] = {
+            (since + dt.timedelta(days=i + 1)).date().isoformat(): 0 for i in range(30)
+        }
+        for when in created:
+            key = ensure_utc(when).date().isoformat()
+            if key in per_day:
+                per_day[key] += 1
+        prospects = _count(conn, p, _live())
+        mqls = _count(conn, p, _live(), p.c.score >= MQL_SCORE)
+        in_crm = _count(conn, p, _live(), p.c.salesforceId.is_not(None))
+        with_opportunity = int(
+            conn.execute(
+                sa.select(sa.func.count(sa.distinct(t.opportunity_prospect.c.prospectId)))
+            ).scalar_one()
+        )
+        won = int(
+            conn.execute(
+                sa.select(sa.func.count(sa.distinct(t.opportunity_prospect.c.prospectId)))
+                .join(t.opportunity, t.opportunity.c.id == t.opportunity_prospect.c.opportunityId)
+                .where(t.opportunity.c.isWon.is_(True))
+            ).scalar_one()
+        )
+        visitors = _count(conn, t.visitor)
+        asset = sa.or_(
+            va.c.formId.is_not(None),
+            va.c.formHandlerId.is_not(None),
+            va.c.landingPageId.is_not(None),
+            va.c.fileId.is_not(None),
+            va.c.customRedirectId.is_not(None),
+        )
+        top_assets = [
+            {"typeName": r.typeName, "details": r.details, "count": int(r.n)}
+            for r in conn.execute(
+                sa.select(va.c.typeName, va.c.details, sa.func.count().label("n"))
+                .where(asset, va.c.createdAt >= since)
+                .group_by(va.c.typeName, va.c.details)
+                .order_by(sa.desc("n"), va.c.details)
+                .limit(8)
+            )
+        ]
+        recent = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(
+                    p.c.id,
+                    p.c.email,
+                    p.c.firstName,
+                    p.c.lastName,
+                    p.c.company,
+                    p.c.score,
+                    p.c.grade,
+                    p.c.createdAt,
+                )
+                .where(_live())
+                .order_by(p.c.createdAt.desc(), p.c.id.desc())
+                .limit(8)
+            ).mappings()
+        ]
+    return {
+        "created30": sum(per_day.values()),
+        "createdPerDay": per_day,
+        "prospects": prospects,
+        "mqls": mqls,
+        "mqlScore": MQL_SCORE,
+        "funnel": [
+            ("Visitors", visitors),
+            ("Prospects", prospects),
+            ("MQLs", mqls),
+            ("In the CRM", in_crm),
+            ("With an opportunity", with_opportunity),
+            ("Won", won),
+        ],
+        "topAssets": top_assets,
+        "recent": recent,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Prospects
+
+
+def prospect_search(
+    engine: Engine,
+    *,
+    q: str = "",
+    grade: str = "",
+    min_score: int | None = None,
+    crm: str = "",
+    page: int = 1,
+) -> dict[str, Any]:
+    """A page of live prospects matching a free-text search and simple filters."""
+    p = t.prospect
+    where: list[sa.ColumnElement[bool]] = [_live()]
+    if q.strip():
+        like = f"%{q.strip().lower()}%"
+        where.append(
+            sa.or_(
+                *(
+                    sa.func.lower(sa.func.coalesce(c, "")).like(like)
+                    for c in (p.c.email, p.c.firstName, p.c.lastName, p.c.company)
+                )
+            )
+        )
+    if grade:
+        where.append(p.c.grade == grade)
+    if min_score is not None:
+        where.append(p.c.score >= min_score)
+    if crm == "linked":
+        where.append(p.c.salesforceId.is_not(None))
+    elif crm == "unlinked":
+        where.append(p.c.salesforceId.is_(None))
+    page = max(page, 1)
+    cols = (p.c.id, p.c.email, p.c.firstName, p.c.lastName, p.c.company, p.c.score, p.c.grade)
+    with engine.connect() as conn:
+        total = _count(conn, p, *where)
+        rows = conn.execute(
+            sa.select(*cols, p.c.lastActivityAt, p.c.salesforceId, p.c.createdAt)
+            .where(*where)
+            .order_by(p.c.id.desc())
+            .limit(PAGE_SIZE)
+            .offset((page - 1) * PAGE_SIZE)
+        ).mappings()
+        return {
+            "rows": [dict(r) for r in rows],
+            "total": total,
+            "page": page,
+            "pages": max(1, -(-total // PAGE_SIZE)),
+        }
+
+
+def prospect_extras(engine: Engine, prospect_id: int) -> dict[str, Any]:
+    """Lists, tags, campaign and email messages of one prospect."""
+    with engine.connect() as conn:
+        lists = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(t.list_.c.id, t.list_.c.name, t.list_membership.c.optedOut)
+                .join(t.list_membership, t.list_membership.c.listId == t.list_.c.id)
+                .where(t.list_membership.c.prospectId == prospect_id)
+                .order_by(t.list_.c.name)
+            ).mappings()
+        ]
+        tags = list(
+            conn.execute(
+                sa.select(t.tag.c.name)
+                .join(t.tag_object, t.tag_object.c.tagId == t.tag.c.id)
+                .where(t.tag_object.c.objectType == "prospect", t.tag_object.c.objectId == prospect_id)
+                .order_by(t.tag.c.name)
+            ).scalars()
+        )
+        m = te.email_message
+        emails = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(
+                    m.c.id, m.c.subject, m.c.status, m.c.sentAt, m.c.openedAt, m.c.clickCount, m.c.bouncedAt
+                )
+                .where(m.c.prospectId == prospect_id)
+                .order_by(m.c.id.desc())
+                .limit(20)
+            ).mappings()
+        ]
+    return {"lists": lists, "tags": tags, "emails": emails}
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+def campaigns(engine: Engine) -> list[dict[str, Any]]:
+    c, p = t.campaign, t.prospect
+    first_touch = (
+        sa.select(p.c.campaignId, sa.func.count().label("n"))
+        .where(_live())
+        .group_by(p.c.campaignId)
+        .subquery()
+    )
+    with engine.connect() as conn:
+        return [
+            dict(r)
+            for r in conn.execute(
+                sa.select(c, sa.func.coalesce(first_touch.c.n, 0).label("prospects"))
+                .outerjoin(first_touch, first_touch.c.campaignId == c.c.id)
+                .order_by(c.c.id)
+            ).mappings()
+        ]
+
+
+def _asset_rows(conn: Connection, table: sa.Table, column: str) -> list[dict[str, Any]]:
+    va = t.visitor_activity
+    counts = (
+        sa.select(va.c[column].label("asset"), sa.func.count().label("n"))
+        .where(va.c[column].is_not(None))
+        .group_by(va.c[column])
+        .subquery()
+    )
+    query = (
+        sa.select(table, sa.func.coalesce(counts.c.n, 0).label("activityCount"))
+        .outerjoin(counts, counts.c.asset == table.c.id)
+        .order_by(table.c.id)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def content(engine: Engine) -> dict[str, list[dict[str, Any]]]:
+    with engine.connect() as conn:
+        return {
+            "forms": _asset_rows(conn, ta.form, "formId"),
+            "formHandlers": _asset_rows(conn, ta.form_handler, "formHandlerId"),
+            "landingPages": _asset_rows(conn, ta.landing_page, "landingPageId"),
+            "customRedirects": _asset_rows(conn, ta.custom_redirect, "customRedirectId"),
+            "files": _asset_rows(conn, ta.tracked_file, "fileId"),
+        }
+
+
+def automation(engine: Engine) -> dict[str, list[dict[str, Any]]]:
+    with engine.connect() as conn:
+        rules = [
+            dict(r)
+            for r in conn.execute(sa.select(ta.automation_rule).order_by(ta.automation_rule.c.id)).mappings()
+        ]
+        programs = [
+            dict(r)
+            for r in conn.execute(sa.select(te.nurture_program).order_by(te.nurture_program.c.id)).mappings()
+        ]
+    return {"rules": rules, "programs": programs}
+
+
+def email(engine: Engine) -> dict[str, Any]:
+    m, le, tpl = te.email_message, te.list_email, te.email_template
+    with engine.connect() as conn:
+        templates = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(tpl.c.id, tpl.c.name, tpl.c.subject, tpl.c.createdAt).order_by(tpl.c.id)
+            ).mappings()
+        ]
+        sends = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(
+                    le.c.id,
+                    le.c.name,
+                    le.c.status,
+                    le.c.scheduledAt,
+                    sa.func.count(m.c.id).label("recipients"),
+                    sa.func.count(m.c.sentAt).label("sent"),
+                    sa.func.count(m.c.openedAt).label("opened"),
+                    sa.func.count(m.c.bouncedAt).label("bounced"),
+                    sa.func.coalesce(sa.func.sum(m.c.clickCount), 0).label("clicks"),
+                )
+                .outerjoin(m, m.c.listEmailId == le.c.id)
+                .group_by(le.c.id, le.c.name, le.c.status, le.c.scheduledAt)
+                .order_by(le.c.id.desc())
+            ).mappings()
+        ]
+    return {"templates": templates, "sends": sends}
+
+
+def reports(engine: Engine, now: dt.datetime) -> dict[str, Any]:
+    va, p = t.visitor_activity, t.prospect
+    since = now - dt.timedelta(days=30)
+    with engine.connect() as conn:
+        by_type = [
+            {"type": int(r.type), "typeName": r.typeName, "count": int(r.n)}
+            for r in conn.execute(
+                sa.select(va.c.type, va.c.typeName, sa.func.count().label("n"))
+                .where(va.c.createdAt >= since)
+                .group_by(va.c.type, va.c.typeName)
+                .order_by(sa.desc("n"))
+            )
+        ]
+        by_source = [
+            {"source": r.source or "", "count": int(r.n)}
+            for r in conn.execute(
+                sa.select(p.c.source, sa.func.count().label("n"))
+                .where(_live())
+                .group_by(p.c.source)
+                .order_by(sa.desc("n"))
+            )
+        ]
+        by_grade = [
+            {"grade": r.grade or "", "count": int(r.n)}
+            for r in conn.execute(
+                sa.select(p.c.grade, sa.func.count().label("n"))
+                .where(_live())
+                .group_by(p.c.grade)
+                .order_by(p.c.grade)
+            )
+        ]
+    return {"byType": by_type, "bySource": by_source, "byGrade": by_grade}
+
+
+def calendar(engine: Engine, year: int, month: int) -> dict[str, Any]:
+    """Scheduled list emails and campaign starts/ends in one month (UTC days)."""
+    start = dt.datetime(year, month, 1, tzinfo=dt.UTC)
+    end = dt.datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=dt.UTC)
+    events: dict[int, list[dict[str, Any]]] = {}
+    le, c = te.list_email, t.campaign
+    with engine.connect() as conn:
+        for r in conn.execute(
+            sa.select(le.c.id, le.c.name, le.c.status, le.c.scheduledAt).where(
+                le.c.scheduledAt >= start, le.c.scheduledAt < end
+            )
+        ).mappings():
+            when = ensure_utc(r["scheduledAt"])
+            events.setdefault(when.day, []).append(
+                {"kind": "email", "label": r["name"], "status": r["status"], "at": when}
+            )
+        for r in conn.execute(sa.select(c.c.id, c.c.name, c.c.startDate, c.c.endDate)).mappings():
+            for key, kind in (("startDate", "campaign-start"), ("endDate", "campaign-end")):
+                day = r[key]
+                if day is not None and start.date() <= day < end.date():
+                    events.setdefault(day.day, []).append(
+                        {"kind": kind, "label": r["name"], "status": "", "at": None}
+                    )
+    first_weekday = start.weekday()  # Monday = 0
+    days = (end - start).days
+    cells: list[int | None] = [None] * first_weekday + list(range(1, days + 1))
+    cells += [None] * (-len(cells) % 7)
+    weeks = [cells[i : i + 7] for i in range(0, len(cells), 7)]
+    prev = (year - (month == 1), (month - 2) % 12 + 1)
+    nxt = (year + (month == 12), month % 12 + 1)
+    return {"year": year, "month": month, "weeks": weeks, "events": events, "prev": prev, "next": nxt}
+
+
+def tracking_snippet(base_url: str) -> str:
+    return f'<script async src="{base_url.rstrip("/")}/track/renkei.js"></script>'
