@@ -1,0 +1,1 @@
+"""Segmentation: rules compiled to SQL, dynamic/static/suppression lists, reports, calendar."""
