@@ -345,7 +345,7 @@ def settings(request: Request, me: Annotated[Principal, Depends(need("settings")
         "all_sections": SECTIONS,
         "tokens": service.tokens(None if me.can("settings", Level.EDIT) else me.user_id),
         "new_token": request.query_params.get("token", ""),
-        "custom_fields": [f for f in schema.fields.values() if f.custom],
+        "custom_fields": list(schema.custom_fields),
         "scoring": ScoringService(engine, clock=clock).model().to_dict(),
         "grading": GradingService(engine, clock=clock).profiles(),
         "snippet": views.tracking_snippet(str(request.base_url)),

@@ -1,0 +1,229 @@
+"""The marketing REST API in Account Engagement v5's shape, under ``/api/v5/objects/``.
+
+Bearer API tokens (``renkei user token create``; scopes ``read`` for GET, ``write`` for POST,
+PATCH, DELETE). Responses: ``{"values": [...], "nextPageToken", "nextPageUrl"}`` for queries,
+the record for reads and writes; errors ``{"code": <int>, "message"}`` (codes: docs/web.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
+
+from renkei.errors import ConflictError, InputError, NotFoundError, RenkeiError, ValidationError
+from renkei.web import auth as a
+from renkei.web import v5objects as v5
+from renkei.web.auth import Principal
+from renkei.web.v5objects import ObjectName, V5Error, V5Reader
+
+
+class V5ErrorBody(BaseModel):
+    code: int
+    message: str
+
+
+class V5Page(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    values: list[dict[str, Any]]
+    nextPageToken: str | None
+    nextPageUrl: str | None
+
+
+def _v5_error(exc: RenkeiError) -> JSONResponse:
+    if isinstance(exc, V5Error):
+        code, status = exc.v5_code, exc.http_status
+    elif isinstance(exc, a.NotSignedIn):
+        code, status = v5.INVALID_TOKEN_AUTH, 401
+    elif isinstance(exc, a.Forbidden):
+        code, status = v5.INSUFFICIENT_SCOPE, 403
+    elif isinstance(exc, NotFoundError):
+        code, status = v5.NO_SUCH_RECORD, 404
+    elif isinstance(exc, ValidationError):
+        code, status = v5.INVALID_VALUE, 400
+    elif isinstance(exc, (ConflictError, InputError)):
+        code, status = (v5.CONFLICT if exc.code == "DUPLICATE_VALUE" else v5.INVALID_VALUE), 400
+    else:
+        code, status = 10000, exc.http_status
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"code": code, "message": exc.message}, status_code=status, headers=headers)
+
+
+class V5Route(APIRoute):
+    """Renders every failure in v5's ``{"code","message"}`` shape."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RenkeiError as exc:
+                return _v5_error(exc)
+            except RequestValidationError as exc:
+                first = exc.errors()[0] if exc.errors() else {}
+                where = ".".join(str(p) for p in first.get("loc", ()))
+                return JSONResponse(
+                    {
+                        "code": v5.INVALID_PARAMETER,
+                        "message": f"Invalid request: {where} {first.get('msg', '')}".strip(),
+                    },
+                    status_code=400,
+                )
+
+        return route
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": V5ErrorBody, "description": "Invalid request"},
+    401: {"model": V5ErrorBody, "description": "Missing, invalid, expired or revoked API token"},
+    403: {"model": V5ErrorBody, "description": "The token lacks the scope"},
+    404: {"model": V5ErrorBody, "description": "No such record"},
+}
+
+router = APIRouter(prefix="/api/v5/objects", route_class=V5Route, tags=["api v5"], responses=_ERRORS)
+
+
+def _scoped(scope: str) -> Callable[..., Principal]:
+    def dependency(principal: Annotated[Principal, Depends(a.bearer_principal)]) -> Principal:
+        if scope not in principal.scopes:
+            raise a.Forbidden(f"this API token lacks the {scope!r} scope")
+        return principal
+
+    return dependency
+
+
+Reader = Annotated[Principal, Depends(_scoped("read"))]
+Writer = Annotated[Principal, Depends(_scoped("write"))]
+FieldsParam = Annotated[
+    str | None, Query(description="Comma-separated field names (required, as in AE v5).", max_length=4000)
+]
+
+
+def _reader(request: Request) -> V5Reader:
+    return V5Reader(request.app.state.engine, a.auth_service(request).secret("v5-page-token"))
+
+
+@router.get("/{object_name}", response_model=V5Page, summary="Query records")
+async def query(
+    request: Request,
+    object_name: ObjectName,
+    _who: Reader,
+    fields: FieldsParam = None,
+    limit: Annotated[int, Query(ge=1, le=v5.MAX_LIMIT)] = v5.DEFAULT_LIMIT,
+    orderBy: Annotated[str, Query(max_length=1000)] = "",
+    deleted: Annotated[str, Query(pattern="^(true|false|all)$")] = "false",
+    nextPageToken: Annotated[str | None, Query(max_length=4000)] = None,
+) -> dict[str, Any]:
+    """Records of one object. Filters: `<field><Operator>=value` with Operator one of
+    GreaterThan, GreaterThanOrEqualTo, LessThan, LessThanOrEqualTo, After, AfterOrEqualTo,
+    Before, BeforeOrEqualTo (at most three fields). Follow `nextPageUrl` for the next page."""
+    reader = _reader(request)
+    if nextPageToken:
+        q = reader.decode(nextPageToken)
+        if q.object != object_name:
+            raise V5Error(v5.PAGE_TOKEN_INVALID, "The nextPageToken belongs to another object.")
+    else:
+        reserved = ("fields", "limit", "orderBy", "deleted", "nextPageToken")
+        filters = v5.split_filters(dict(request.query_params), reserved)
+        q = v5.Query(object_name, v5.parse_fields(fields), limit, orderBy, deleted, filters)
+    values, token = await run_in_threadpool(reader.page, q)
+    url = None
+    if token:
+        url = (
+            str(request.url_for("query", object_name=object_name.value))
+            + "?"
+            + urlencode({"nextPageToken": token, "fields": ",".join(q.fields)})
+        )
+    return {"values": values, "nextPageToken": token, "nextPageUrl": url}
+
+
+@router.get("/{object_name}/{record_id}", summary="Read one record")
+async def read(
+    request: Request, object_name: ObjectName, record_id: int, _who: Reader, fields: FieldsParam = None
+) -> dict[str, Any]:
+    return await run_in_threadpool(_reader(request).read, object_name, record_id, v5.parse_fields(fields))
+
+
+def _fields_or_all(fields: str | None) -> tuple[str, ...] | None:
+    return v5.parse_fields(fields) if fields else None
+
+
+def _shape(record: dict[str, Any], fields: tuple[str, ...] | None) -> dict[str, Any]:
+    from renkei.marketing.service import to_json
+
+    out = to_json({k: v for k, v in record.items() if k != "emailKey"})
+    if fields is None:
+        return out
+    unknown = [f for f in fields if f not in out]
+    if unknown:
+        raise V5Error(v5.INVALID_PARAMETER, f"Unknown fields: {', '.join(unknown)}")
+    return {f: out[f] for f in fields}
+
+
+ProspectBody = Annotated[
+    dict[str, Any], Body(description="Prospect fields by v5 name; email is required on create.")
+]
+
+
+def _prospects(request: Request, who: Principal) -> Any:
+    from renkei.marketing.service import ProspectService
+
+    return ProspectService(
+        request.app.state.engine, clock=request.app.state.clock, actor=who.email, user_id=who.user_id
+    )
+
+
+def _check_writable(values: dict[str, Any]) -> None:
+    from renkei.marketing.schema import PROSPECT_WRITABLE
+
+    writable = {f.name for f in PROSPECT_WRITABLE}
+    bad = [k for k in values if k not in writable and not k.endswith("__c")]
+    if bad:
+        raise V5Error(v5.NOT_WRITABLE, f"Fields are not writable: {', '.join(sorted(bad))}")
+
+
+@router.post("/prospects", status_code=201, summary="Create a prospect")
+async def create_prospect(
+    request: Request, who: Writer, values: ProspectBody, fields: FieldsParam = None
+) -> dict[str, Any]:
+    _check_writable(values)
+    wanted = _fields_or_all(fields)
+    created = await run_in_threadpool(_prospects(request, who).create, values)
+    return _shape(created, wanted)
+
+
+@router.patch("/prospects/{record_id}", summary="Update a prospect (omitted fields are kept)")
+async def update_prospect(
+    request: Request, record_id: int, who: Writer, values: ProspectBody, fields: FieldsParam = None
+) -> dict[str, Any]:
+    _check_writable(values)
+    wanted = _fields_or_all(fields)
+    service = _prospects(request, who)
+    current = await run_in_threadpool(_get_live_prospect, service, record_id)
+    updated = await run_in_threadpool(service.update, current["id"], values)
+    return _shape(updated, wanted)
+
+
+def _get_live_prospect(service: Any, record_id: int) -> dict[str, Any]:
+    if abs(record_id) > 2**62:
+        raise V5Error(v5.NO_SUCH_RECORD, f"No prospect with id {record_id}", http_status=404)
+    record: dict[str, Any] = service.get(record_id, include_deleted=True)
+    if record.get("isDeleted"):
+        raise V5Error(v5.RECYCLED, f"Prospect {record_id} is in the recycle bin")
+    return record
+
+
+@router.delete("/prospects/{record_id}", status_code=204, summary="Move a prospect to the recycle bin")
+async def delete_prospect(request: Request, record_id: int, who: Writer) -> Response:
+    service = _prospects(request, who)
+    await run_in_threadpool(_get_live_prospect, service, record_id)
+    await run_in_threadpool(service.delete, record_id)
+    return Response(status_code=204)
