@@ -377,3 +377,162 @@ def calendar(engine: Engine, year: int, month: int) -> dict[str, Any]:
 
 def tracking_snippet(base_url: str) -> str:
     return f'<script async src="{base_url.rstrip("/")}/track/renkei.js"></script>'
+
+
+# ---------------------------------------------------------------------------------------------
+# CRM pages (read side) and the marketing panel
+
+CRM_OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "leads": ("Lead", ("Name", "Company", "Email", "Status", "LeadSource", "IsConverted", "CreatedDate")),
+    "contacts": ("Contact", ("Name", "AccountId", "Email", "Title", "Department", "CreatedDate")),
+    "accounts": (
+        "Account",
+        ("Name", "Industry", "BillingState", "Phone", "NumberOfEmployees", "CreatedDate"),
+    ),
+    "opportunities": ("Opportunity", ("Name", "AccountId", "StageName", "Amount", "CloseDate", "IsWon")),
+}
+
+
+def crm_list(engine: Engine, kind: str, *, q: str = "", page: int = 1) -> dict[str, Any]:
+    object_name, columns = CRM_OBJECTS[kind]
+    table = t.CRM_TABLES[object_name]
+    where: list[sa.ColumnElement[bool]] = [table.c.IsDeleted.is_(False)]
+    if q.strip():
+        like = f"%{q.strip().lower()}%"
+        searchable = [c for c in ("Name", "Email", "Company") if c in table.c]
+        where.append(
+            sa.or_(*(sa.func.lower(sa.func.coalesce(table.c[c], "")).like(like) for c in searchable))
+        )
+    page = max(page, 1)
+    with engine.connect() as conn:
+        total = _count(conn, table, *where)
+        rows = conn.execute(
+            sa.select(table.c.Id, *(table.c[c] for c in columns))
+            .where(*where)
+            .order_by(table.c.CreatedDate.desc(), table.c.Id.desc())
+            .limit(PAGE_SIZE)
+            .offset((page - 1) * PAGE_SIZE)
+        ).mappings()
+        return {
+            "object": object_name,
+            "columns": columns,
+            "rows": [dict(r) for r in rows],
+            "total": total,
+            "page": page,
+            "pages": max(1, -(-total // PAGE_SIZE)),
+        }
+
+
+def crm_record(engine: Engine, kind: str, record_id: str) -> dict[str, Any] | None:
+    object_name, _ = CRM_OBJECTS[kind]
+    table = t.CRM_TABLES[object_name]
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(table).where(table.c.Id == record_id)).mappings().first()
+        if row is None:
+            return None
+        record = dict(row)
+        related: dict[str, list[dict[str, Any]]] = {}
+        if object_name == "Account":
+            contact = t.CRM_TABLES["Contact"]
+            opp = t.CRM_TABLES["Opportunity"]
+            related["contacts"] = [
+                dict(r)
+                for r in conn.execute(
+                    sa.select(contact.c.Id, contact.c.Name, contact.c.Email, contact.c.Title)
+                    .where(contact.c.AccountId == record_id, contact.c.IsDeleted.is_(False))
+                    .order_by(contact.c.Name)
+                    .limit(100)
+                ).mappings()
+            ]
+            related["opportunities"] = [
+                dict(r)
+                for r in conn.execute(
+                    sa.select(opp.c.Id, opp.c.Name, opp.c.StageName, opp.c.Amount, opp.c.CloseDate)
+                    .where(opp.c.AccountId == record_id, opp.c.IsDeleted.is_(False))
+                    .order_by(opp.c.CloseDate.desc())
+                    .limit(100)
+                ).mappings()
+            ]
+        return {
+            "object": object_name,
+            "record": record,
+            "related": related,
+            "panel": _marketing_panel(conn, object_name, record),
+        }
+
+
+def _linked_prospects(
+    conn: Connection, object_name: str, record: dict[str, Any]
+) -> list[tuple[dict[str, Any], str]]:
+    """Prospects behind a lead or contact: by CRM id when synced, else by the email key (how the
+    connector will match them); for accounts and opportunities, those of their contacts."""
+    from renkei.core.identity import email_key
+
+    p = t.prospect
+    cols = (
+        p.c.id,
+        p.c.email,
+        p.c.firstName,
+        p.c.lastName,
+        p.c.score,
+        p.c.grade,
+        p.c.createdAt,
+        p.c.lastActivityAt,
+    )
+    found: list[tuple[dict[str, Any], str]] = []
+    if object_name in ("Lead", "Contact"):
+        link = p.c.salesforceLeadId if object_name == "Lead" else p.c.salesforceContactId
+        rows = (
+            conn.execute(
+                sa.select(*cols).where(
+                    _live(), sa.or_(link == record["Id"], p.c.salesforceId == record["Id"])
+                )
+            )
+            .mappings()
+            .all()
+        )
+        found = [(dict(r), "crm-id") for r in rows]
+        key = email_key(record.get("Email") or "")
+        if not found and key:
+            rows = conn.execute(sa.select(*cols).where(_live(), p.c.emailKey == key)).mappings().all()
+            found = [(dict(r), "email") for r in rows]
+        return found
+    contact = t.CRM_TABLES["Contact"]
+    account_id = record["Id"] if object_name == "Account" else record.get("AccountId")
+    if not account_id:
+        return []
+    emails = [
+        email_key(e)
+        for e in conn.execute(
+            sa.select(contact.c.Email)
+            .where(contact.c.AccountId == account_id, contact.c.IsDeleted.is_(False))
+            .limit(200)
+        ).scalars()
+        if e
+    ]
+    if not emails:
+        return []
+    rows = (
+        conn.execute(sa.select(*cols).where(_live(), p.c.emailKey.in_([e for e in emails if e])))
+        .mappings()
+        .all()
+    )
+    return [(dict(r), "account") for r in rows]
+
+
+def _marketing_panel(conn: Connection, object_name: str, record: dict[str, Any]) -> dict[str, Any]:
+    prospects = _linked_prospects(conn, object_name, record)
+    ids = [p["id"] for p, _ in prospects]
+    va = t.visitor_activity
+    history = []
+    if ids:
+        history = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(va.c.id, va.c.prospectId, va.c.type, va.c.typeName, va.c.details, va.c.createdAt)
+                .where(va.c.prospectId.in_(ids))
+                .order_by(va.c.createdAt.desc(), va.c.id.desc())
+                .limit(50)
+            ).mappings()
+        ]
+    return {"prospects": [dict(p, linkedBy=how) for p, how in prospects], "history": history}
