@@ -476,3 +476,8 @@ def setup(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(RenkeiError, renkei_error)
+
+
+@router.get("/connector")
+def connector(request: Request, me: Annotated[Principal, Depends(need("connector"))]) -> Response:
+    return render(request, "connector.html", {"connector": _connector_status()}, principal=me)

@@ -1,0 +1,131 @@
+"""The web app over real HTTP: sign-in, CSRF, escaping, roles, languages, the ja catalogue."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from renkei.clock import FixedClock
+from renkei.marketing.service import ProspectService
+from renkei.store import tables_web as w
+from renkei.web.ui.render import TEMPLATES, translations
+
+from .helpers import T0, Browser, live_server, make_user
+
+XSS = "<script>window.__xss=1</script>"
+SECTIONS = ["/app", "/app/prospects", "/app/campaigns", "/app/automation", "/app/email", "/app/content",
+            "/app/reports", "/app/calendar", "/app/crm/leads", "/app/connector", "/app/settings"]  # fmt: skip
+
+
+def test_sign_in_sections_csrf_escaping_and_audit(engine: Engine) -> None:
+    clock = FixedClock(T0)
+    make_user(engine, "boss@example.com", "admin")
+    ProspectService(engine, clock=clock).create(
+        {"email": "evil@example.com", "firstName": XSS, "lastName": '<img src=x onerror="alert(1)">'}
+    )
+    with live_server(engine, clock) as base:
+        web = Browser(base)
+        assert web.get("/app/prospects").headers["location"] == "/app/login?next=/app/prospects"
+        # the login form itself is CSRF-protected (double submit)
+        web.get("/app/login")
+        assert (
+            web.post("/app/login", {"email": "boss@example.com", "password": "x"}, csrf=False).status_code
+            == 403
+        )
+        refused = web.post("/app/login", {"email": "boss@example.com", "password": "wrong password"})
+        assert refused.status_code == 401 and "メールアドレスまたはパスワードが違います。" in refused.text
+        signed_in = web.sign_in("boss@example.com")
+        assert signed_in.status_code == 303
+        cookie = signed_in.headers["set-cookie"]
+        assert all(flag in cookie for flag in ("HttpOnly", "Secure", "SameSite=lax"))
+        assert [(p, web.get(p).status_code) for p in SECTIONS] == [(p, 200) for p in SECTIONS]
+        page = web.get("/app/prospects/1")
+        assert "<script>window.__xss" not in page.text and "<img src=x" not in page.text
+        assert (
+            "&lt;script&gt;window.__xss=1&lt;/script&gt; &lt;img src=x onerror=&#34;alert(1)&#34;&gt;"
+            in page.text
+        )
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        # an unsafe request without the session's CSRF token is refused, with it accepted
+        before = ProspectService(engine).count()
+        assert web.post("/app/prospects", {"email": "a@example.com"}, csrf=False).status_code == 403
+        assert (
+            web.post(
+                "/app/prospects", {"email": "a@example.com", "csrf_token": "forged"}, csrf=False
+            ).status_code
+            == 403
+        )
+        assert ProspectService(engine).count() == before
+        assert (
+            web.post("/app/prospects", {"email": "a@example.com"}).headers["location"] == "/app/prospects/2"
+        )
+        # settings changes are audited
+        assert (
+            web.post(
+                "/app/settings/users",
+                {"email": "rep@example.com", "role": "sales", "password": "long enough pw"},
+            ).status_code
+            == 303
+        )
+        audit = web.get("/app/settings").text
+        assert re.search(r"boss@example.com</td><td>user.create</td><td>rep@example.com", audit)
+        web.close()
+
+
+def test_roles_limit_sections_and_language_choice(engine: Engine) -> None:
+    clock = FixedClock(T0)
+    make_user(engine, "rep@example.com", "sales")
+    with live_server(engine, clock) as base:
+        web = Browser(base)
+        web.sign_in("rep@example.com")
+        home = web.get("/app", headers={"Accept-Language": "en-US,en;q=0.9"})
+        assert 'data-section="settings"' not in home.text and 'data-section="crm"' in home.text
+        assert ">ダッシュボード<" in home.text  # the user's stored choice (ja) beats Accept-Language
+        assert web.get("/app/settings").status_code == 403
+        assert (
+            web.post(
+                "/app/settings/users",
+                {"email": "x@example.com", "role": "admin", "password": "long enough pw"},
+            ).status_code
+            == 403
+        )
+        assert web.post("/app/language", {"language": "en", "back": "/app"}).status_code == 303
+        assert ">Dashboard<" in web.get("/app").text
+        web.close()
+        anonymous = Browser(base)
+        assert ">Sign in<" in anonymous.get("/app/login", headers={"Accept-Language": "en"}).text
+        assert ">ログイン<" in anonymous.get("/app/login", headers={"Accept-Language": "ja,en;q=0.5"}).text
+        anonymous.close()
+
+
+def test_login_rate_limited_over_http(sqlite_engine: Engine) -> None:
+    make_user(sqlite_engine, "a@example.com")
+    with live_server(sqlite_engine, FixedClock(T0)) as base:
+        web = Browser(base)
+        for _ in range(5):
+            web.get("/app/login")
+            assert (
+                web.post("/app/login", {"email": "a@example.com", "password": "not it at all"}).status_code
+                == 401
+            )
+        web.get("/app/login")
+        limited = web.post("/app/login", {"email": "a@example.com", "password": "correct horse battery"})
+        assert (limited.status_code, limited.headers["retry-after"]) == (429, "901")
+        web.close()
+    with sqlite_engine.connect() as conn:
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(w.web_login_attempt)).scalar_one() == 5
+        )  # the refused one never got checked
+
+
+def test_every_template_string_has_a_japanese_translation() -> None:
+    pattern = re.compile(r"""_\((?:"([^"]+)"|'([^']+)')\)""")
+    found = {
+        a or b for path in Path(TEMPLATES, "app").glob("*.html") for a, b in pattern.findall(path.read_text())
+    }
+    ja = translations("ja")
+    missing = sorted(m for m in found if ja.gettext(m) == m and m not in ("CRM", "renkei"))
+    assert (len(found) > 150, missing) == (True, [])
