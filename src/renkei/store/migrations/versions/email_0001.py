@@ -37,7 +37,12 @@ def upgrade() -> None:
         "list_email",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("name", sa.String(255), nullable=False),
-        sa.Column("templateId", sa.Integer(), sa.ForeignKey("email_template.id", name="fk_list_email_templateId_email_template"), nullable=False),
+        sa.Column(
+            "templateId",
+            sa.Integer(),
+            sa.ForeignKey("email_template.id", name="fk_list_email_templateId_email_template"),
+            nullable=False,
+        ),
         sa.Column("listIds", sa.JSON(), nullable=False),
         sa.Column("suppressionListIds", sa.JSON(), nullable=False),
         sa.Column("isOperational", sa.Boolean(), nullable=False),
@@ -92,7 +97,14 @@ def upgrade() -> None:
     )
     op.create_table(
         "nurture_position",
-        sa.Column("programId", sa.Integer(), sa.ForeignKey("nurture_program.id", ondelete="CASCADE", name="fk_nurture_position_programId_nurture_program"), primary_key=True),
+        sa.Column(
+            "programId",
+            sa.Integer(),
+            sa.ForeignKey(
+                "nurture_program.id", ondelete="CASCADE", name="fk_nurture_position_programId_nurture_program"
+            ),
+            primary_key=True,
+        ),
         sa.Column("prospectId", sa.Integer(), primary_key=True),
         sa.Column("step", sa.String(64)),
         _ts("since"),
@@ -114,5 +126,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name in ("nurture_history", "nurture_position", "nurture_program", "email_message", "list_email", "email_template"):
+    for name in (
+        "nurture_history",
+        "nurture_position",
+        "nurture_program",
+        "email_message",
+        "list_email",
+        "email_template",
+    ):
         op.drop_table(name)
