@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from renkei.marketing.tracking import (
     CONSENT_COOKIE,
@@ -30,6 +31,7 @@ from renkei.marketing.tracking import (
 
 router = APIRouter(tags=["tracking"])
 
+PIXEL_PATH = "/track/pv.gif"
 PIXEL = bytes.fromhex(
     "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
 )
@@ -37,7 +39,7 @@ PIXEL = bytes.fromhex(
 SNIPPET = """(function () {
   var s = document.currentScript;
   var base = s && s.src ? s.src.replace(/\\/track\\/renkei\\.js.*$/, "") : "";
-  function consent() { var m = document.cookie.match(/(?:^|; )%(consent)s=([^;]*)/); return m ? m[1] : ""; }
+  function consent() { var m = document.cookie.match(/(?:^|; )CONSENT=([^;]*)/); return m ? m[1] : ""; }
   function send() {
     if (navigator.doNotTrack === "1" || window.doNotTrack === "1" || consent() === "false") { return; }
     var q = "u=" + encodeURIComponent(location.href) + "&t=" + encodeURIComponent(document.title) +
@@ -45,20 +47,21 @@ SNIPPET = """(function () {
       "&z=" + Date.now();
     var img = new Image(1, 1);
     img.onload = function () { window.renkeiTracked = (window.renkeiTracked || 0) + 1; };
-    img.src = base + "/track/pv.gif?" + q;
+    img.src = base + "PIXEL_PATH?" + q;
   }
   window.renkei = {
     pageView: send,
     optIn: function (yes) {
-      document.cookie = "%(consent)s=" + (yes ? "true" : "false") + "; path=/; max-age=%(age)d; SameSite=Lax";
+      document.cookie = "CONSENT=" + (yes ? "true" : "false") + "; path=/; max-age=MAX_AGE; SameSite=Lax";
     }
   };
   if (document.readyState === "complete") { send(); } else { window.addEventListener("load", send); }
 })();
-""" % {"consent": CONSENT_COOKIE, "age": COOKIE_MAX_AGE}
+""".replace("CONSENT", CONSENT_COOKIE).replace("PIXEL_PATH", PIXEL_PATH).replace("MAX_AGE", str(COOKIE_MAX_AGE))
 
 
 def setup(app: FastAPI) -> None:
+    app.add_middleware(PixelMiddleware)
     app.state.tracking = TrackingIngest(app.state.engine, clock=app.state.clock)
     app.state.visitor_cookie = None
 
@@ -93,7 +96,6 @@ def snippet() -> Response:
     )
 
 
-@router.get("/track/pv.gif", include_in_schema=False)
 async def page_view(request: Request) -> Response:
     """Record one page view, then answer with a 1×1 GIF once it is committed."""
     response = Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
@@ -116,9 +118,23 @@ async def page_view(request: Request) -> Response:
     return response
 
 
+class PixelMiddleware:
+    """Serves ``GET /track/pv.gif`` ahead of the router: the pixel is the hot path, and matching
+    it against every route of the app cost more than recording the hit."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == PIXEL_PATH and scope["method"] in ("GET", "HEAD"):
+            response = await page_view(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 @router.get("/track/stats", include_in_schema=False)
 def stats(request: Request) -> dict[str, Any]:
     """Ingest counters of this process (batches, hits, failures, largest batch)."""
     s = request.app.state.tracking.stats
-    with s.lock:
-        return {"batches": s.batches, "hits": s.hits, "failures": s.failures, "largestBatch": s.largest_batch}
+    return {"batches": s.batches, "hits": s.hits, "failures": s.failures, "largestBatch": s.largest_batch}
