@@ -112,3 +112,32 @@ def test_pure_rules() -> None:
     assert [is_undeliverable(False, n) for n in (0, 4, 5)] == [False, False, True]
     assert is_undeliverable(True, 0)
     assert ScoreModel().activity_points_for(2, "Form", {}) == 0
+
+
+def test_opportunity_events_from_crm_mirror(engine: Engine) -> None:
+    import sqlalchemy as sa
+
+    from renkei.marketing.activity_service import record_opportunity_events
+    from renkei.store import tables as t
+
+    clk = clock()
+    pid = prospect(engine, clk)
+    with engine.begin() as conn:
+        opp = conn.execute(t.opportunity.insert().values(salesforceId="006000000000001AAA", name="大型案件", isWon=False,
+                                                         isClosed=False, isDeleted=False, createdAt=T0, updatedAt=T0)
+                           ).inserted_primary_key[0]  # fmt: skip
+        conn.execute(
+            t.opportunity_prospect.insert().values(opportunityId=opp, prospectId=pid, isPrimary=True)
+        )
+        assert record_opportunity_events(conn, clk.now()) == 1
+        assert record_opportunity_events(conn, clk.now()) == 0  # once
+        conn.execute(t.opportunity.update().values(isClosed=True, updatedAt=T0 + dt.timedelta(days=30)))
+        assert record_opportunity_events(conn, clk.now()) == 1
+        types = (
+            conn.execute(sa.select(t.visitor_activity.c.type).order_by(t.visitor_activity.c.id))
+            .scalars()
+            .all()
+        )
+    assert types == [8, 10]
+    after = get(engine, pid)
+    assert (after["score"], after["lastActivityAt"]) == (50 - 100, None)  # passive: no last activity

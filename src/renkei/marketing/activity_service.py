@@ -259,3 +259,63 @@ def page_view_json(row: Mapping[str, Any], model: ScoreModel) -> dict[str, Any]:
         "points": model.page_view_points_for(row["url"]),
         "createdAt": ensure_utc(row["createdAt"]),
     }
+
+
+def record_opportunity_events(
+    conn: Connection, now: dt.datetime, *, prospect_ids: Sequence[int] | None = None
+) -> int:
+    """AE's opportunity activities from the CRM opportunities the connector mirrors
+    (``opportunity`` + ``opportunity_prospect``): New Opportunity (8) for each prospect linked to
+    an opportunity, then Opportunity Won (9) or Lost (10) once it closes — each recorded once
+    per prospect and opportunity, scored by the model (+50 / 0 / −100 by default), and passive:
+    ``lastActivityAt`` does not move. Returns how many activities were recorded."""
+    o, op, va = t.opportunity, t.opportunity_prospect, t.visitor_activity
+    query = (
+        sa.select(
+            o.c.salesforceId,
+            o.c.id,
+            o.c.name,
+            o.c.isClosed,
+            o.c.isWon,
+            o.c.createdAt,
+            o.c.updatedAt,
+            op.c.prospectId,
+        )
+        .join(op, op.c.opportunityId == o.c.id)
+        .where(o.c.isDeleted.is_(False))
+    )
+    if prospect_ids is not None:
+        query = query.where(op.c.prospectId.in_(list(prospect_ids)))
+    links = conn.execute(query).all()
+    if not links:
+        return 0
+    codes = [
+        int(ActivityType.NEW_OPPORTUNITY),
+        int(ActivityType.OPPORTUNITY_WON),
+        int(ActivityType.OPPORTUNITY_LOST),
+    ]
+    done = {
+        (r.prospectId, r.opportunityId, r.type)
+        for r in conn.execute(
+            sa.select(va.c.prospectId, va.c.opportunityId, va.c.type).where(
+                va.c.type.in_(codes), va.c.prospectId.in_({link.prospectId for link in links})
+            )
+        )
+    }
+    new: list[NewActivity] = []
+    for link in links:
+        ref = link.salesforceId or str(link.id)
+        wanted = [(ActivityType.NEW_OPPORTUNITY, link.createdAt)]
+        if link.isClosed:
+            wanted.append(
+                (
+                    ActivityType.OPPORTUNITY_WON if link.isWon else ActivityType.OPPORTUNITY_LOST,
+                    link.updatedAt,
+                )
+            )
+        for code, when in wanted:
+            if (link.prospectId, ref, int(code)) not in done:
+                new.append(NewActivity(code, AssetKind.OPPORTUNITY, prospect_id=link.prospectId, details=link.name,
+                                       refs={"opportunityId": ref}, at=when))  # fmt: skip
+    record_activities(conn, new, now)
+    return len(new)
