@@ -27,27 +27,27 @@ from renkei.store.db import dispose_engines, make_engine
 LARGE_BUDGET_SECONDS = 180.0
 
 
-def run(url: str, size: str) -> tuple[int, int, float]:
-    """(CRM records, all records, seconds) for one load into the migrated database at ``url``."""
+def run(url: str, size: str) -> tuple[int, int, float, float]:
+    """(CRM records, all records, wall seconds, CPU seconds of this process) for one load."""
     migrate.upgrade(url)
     dispose_engines()
     engine = make_engine(url)
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = load_demo(engine, size, seed=1)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         engine.dispose()
     crm = sum(n for name, n in result.counts.items() if name[0].isupper())
-    return crm, sum(result.counts.values()), seconds
+    return crm, sum(result.counts.values()), seconds, cpu
 
 
-def sqlite_run(size: str) -> tuple[int, int, float]:
+def sqlite_run(size: str) -> tuple[int, int, float, float]:
     with tempfile.TemporaryDirectory(prefix="renkei-bench-") as tmp:
         return run(f"sqlite:///{Path(tmp) / 'demo.db'}", size)
 
 
-def pg_run(admin_url: str, size: str) -> tuple[int, int, float]:
+def pg_run(admin_url: str, size: str) -> tuple[int, int, float, float]:
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     name = f"renkei_bench_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
@@ -75,17 +75,15 @@ def main() -> None:
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
         parser.error(f"unknown sizes: {', '.join(unknown)}")
-    print(f"cpus: {os.cpu_count()}")
-    print(
-        f"{'backend':<10} {'size':<7} {'crm records':>12} {'all records':>12} {'seconds':>9} {'records/s':>10}"
-    )
+    print(f"cpus: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.1f}")
+    header = ("backend", "size", "crm records", "all records", "seconds", "cpu s", "records/s")
+    print("{:<10} {:<7} {:>12} {:>12} {:>8} {:>7} {:>10}".format(*header))
     backends = ([] if args.no_sqlite else ["sqlite"]) + (["postgresql"] if args.pg else [])
     for backend in backends:
         for size in sizes:
-            crm, total, seconds = sqlite_run(size) if backend == "sqlite" else pg_run(args.pg, size)
-            print(
-                f"{backend:<10} {size:<7} {crm:>12,} {total:>12,} {seconds:>9.1f} {total / seconds:>10,.0f}"
-            )
+            crm, total, seconds, cpu = sqlite_run(size) if backend == "sqlite" else pg_run(args.pg, size)
+            line = f"{backend:<10} {size:<7} {crm:>12,} {total:>12,} {seconds:>8.1f} {cpu:>7.1f} {total / seconds:>10,.0f}"
+            print(f"{line}   (load average now {os.getloadavg()[0]:.1f})")
             if backend == "sqlite" and size == "large":
                 verdict = "within" if seconds <= LARGE_BUDGET_SECONDS else "OVER"
                 print(f"  large on SQLite: {seconds:.1f} s, {verdict} the {LARGE_BUDGET_SECONDS:.0f} s budget "

@@ -34,10 +34,12 @@ from __future__ import annotations
 import datetime as dt
 import random
 import string
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from queue import Full, Queue
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -48,6 +50,8 @@ from renkei.errors import InputError
 from renkei.ids import KEY_PREFIXES, make_id
 from renkei.store import dynamic
 from renkei.store import tables as t
+
+_T = TypeVar("_T")
 
 #: What a lead's Company holds when the person gave none (Salesforce requires Company).
 EMPTY_COMPANY_PLACEHOLDERS: tuple[str, ...] = ("[[unknown]]", "不明", "-")
@@ -556,7 +560,7 @@ class _DemoBuilder:
     ) -> None:
         done = 0
         self.progress(step, 0, total)
-        for batch in _batches(rows, 10_000):
+        for batch in _prefetch(_batches(rows, 10_000)):
             done += self.sink.write(table, columns, batch)
             self.progress(step, done, total)
         self.counts[step] = self.counts.get(step, 0) + done
@@ -1245,6 +1249,46 @@ def _below(rng: random.Random, n: int) -> int:
 
 def _ip(rng: random.Random) -> str:
     return f"{_pick(rng, (61, 114, 126, 133, 153, 202, 210, 219))}.{_int(rng, 0, 255)}.{_int(rng, 0, 255)}.{_int(rng, 1, 254)}"
+
+
+def _prefetch(items: Iterator[_T], depth: int = 4) -> Iterator[_T]:
+    """``items``, produced in a background thread while the caller consumes them: the driver
+    releases the GIL while SQLite inserts a row, so generating the next batch overlaps writing
+    this one. The producer stops when the consumer does; its exceptions reach the consumer."""
+    queue: Queue[tuple[bool, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((False, None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            put((False, exc))
+
+    thread = threading.Thread(target=produce, name="demo-rows", daemon=True)
+    thread.start()
+    try:
+        while True:
+            more, item = queue.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _batches(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence[Any]]]:
