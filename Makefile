@@ -50,4 +50,4 @@ typecheck: $(STAMP)
 check: lint typecheck test
 
 clean:
-	rm -rf $(VENV) renkei.db renkei.db-wal renkei.db-shm
+	rm -rf $(VENV) renkei.db renkei.db-wal renkei.db-shm .renkei-demo-login
