@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from hypothesis import strategies as st
 from sqlalchemy.engine import Connection, Engine
 
@@ -191,14 +192,20 @@ def load(engine: Engine, world: World, list_ids: list[int]) -> None:
         conn.execute(
             t.prospect_account.insert(),
             [
-                {"id": i, "name": f"a{i}", "createdAt": NOW, "updatedAt": NOW, **a}
+                {"id": i, "name": f"a{i}", "createdAt": NOW, "updatedAt": NOW - dt.timedelta(days=i), **a}
                 for i, a in enumerate(world.accounts, 1)
             ],
         )
         conn.execute(
             p.insert(),
             [
-                {"id": i, "email": f"p{i}@example.com", "createdAt": NOW, "updatedAt": NOW, **v}
+                {
+                    "id": i,
+                    "email": f"p{i}@example.com",
+                    "createdAt": NOW,
+                    "updatedAt": NOW - dt.timedelta(days=i),
+                    **v,
+                }
                 for i, v in enumerate(world.prospects, 1)
             ],
         )
@@ -226,7 +233,7 @@ def load(engine: Engine, world: World, list_ids: list[int]) -> None:
             conn.execute(
                 t.opportunity.insert(),
                 [
-                    {"id": i, "name": f"o{i}", "createdAt": NOW, "updatedAt": NOW, **o}
+                    {"id": i, "name": f"o{i}", "createdAt": NOW, "updatedAt": NOW - dt.timedelta(days=i), **o}
                     for i, o in enumerate(world.opportunities, 1)
                 ],
             )
@@ -234,6 +241,14 @@ def load(engine: Engine, world: World, list_ids: list[int]) -> None:
             conn.execute(
                 t.opportunity_prospect.insert().values(opportunityId=oid, prospectId=pid, isPrimary=False)
             )
+        if conn.dialect.name == "postgresql":  # rows above carry explicit ids: move the sequences on
+            for table in (t.prospect, t.prospect_account, t.tag, t.visitor_activity, t.opportunity):
+                conn.execute(
+                    sa.text(
+                        f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "
+                        f'(SELECT coalesce(max(id), 0) + 1 FROM "{table.name}"), false)'
+                    )
+                )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,3 +368,85 @@ def rules(list_ids: list[int]) -> st.SearchStrategy[Node]:
         ),
         max_leaves=8,
     ).map(lambda node: node if isinstance(node, Group) else Group(Match.ALL, (node,)))
+
+
+def random_change(engine: Engine, rng: random.Random, now: dt.datetime, list_ids: list[int]) -> str:
+    """One random write, made the way the other features make it (timestamps bumped)."""
+    with engine.begin() as conn:
+        p = load_prospect_schema(conn).table
+        pids = list(conn.execute(sa.select(p.c.id)).scalars())
+        pid = rng.choice(pids)
+        kind = rng.choice(["prospect", "activity", "tag", "list", "link", "opportunity", "account"])
+        if kind == "prospect":
+            values = prospect_values(rng)
+            keep = rng.sample(sorted(values), k=rng.randint(1, 3))
+            conn.execute(
+                p.update().where(p.c.id == pid).values(updatedAt=now, **{k: values[k] for k in keep})
+            )
+        elif kind == "activity":
+            row = activity_values(rng, 1)
+            row.update(prospectId=pid, createdAt=now - dt.timedelta(days=rng.randint(0, 3)))
+            conn.execute(t.visitor_activity.insert().values(updatedAt=now, **row))
+        elif kind == "tag":
+            name = rng.choice(TAGS)
+            tag_id = conn.execute(sa.select(t.tag.c.id).where(t.tag.c.name == name)).scalar()
+            if tag_id is None:
+                tag_id = conn.execute(
+                    t.tag.insert().values(name=name, createdAt=now).returning(t.tag.c.id)
+                ).scalar_one()
+            o = t.tag_object
+            key = (o.c.tagId == tag_id, o.c.objectType == "prospect", o.c.objectId == pid)
+            if conn.execute(sa.select(o.c.tagId).where(*key)).first():
+                conn.execute(o.delete().where(*key))
+            else:
+                conn.execute(o.insert().values(tagId=tag_id, objectType="prospect", objectId=pid))
+        elif kind == "list":
+            m = t.list_membership
+            key2 = (m.c.listId == rng.choice(list_ids), m.c.prospectId == pid)
+            if conn.execute(sa.select(m.c.id).where(*key2)).first():
+                conn.execute(m.delete().where(*key2))
+            else:
+                conn.execute(
+                    m.insert().values(
+                        listId=key2[0].right.value,
+                        prospectId=pid,
+                        optedOut=False,
+                        createdAt=now,
+                        updatedAt=now,
+                    )
+                )
+        elif kind in ("link", "opportunity"):
+            opp_ids = list(conn.execute(sa.select(t.opportunity.c.id)).scalars())
+            if not opp_ids or rng.random() < 0.3:
+                values = opportunity_values(rng)
+                oid = conn.execute(
+                    t.opportunity.insert()
+                    .values(name="new", createdAt=now, updatedAt=now, **values)
+                    .returning(t.opportunity.c.id)
+                ).scalar_one()
+            else:
+                oid = rng.choice(opp_ids)
+            if kind == "opportunity":
+                values = opportunity_values(rng)
+                keep = rng.sample(sorted(values), k=rng.randint(1, 3))
+                conn.execute(
+                    t.opportunity.update()
+                    .where(t.opportunity.c.id == oid)
+                    .values(updatedAt=now, **{k: values[k] for k in keep})
+                )
+            else:
+                link = t.opportunity_prospect
+                key3 = (link.c.opportunityId == oid, link.c.prospectId == pid)
+                if conn.execute(sa.select(link.c.prospectId).where(*key3)).first():
+                    conn.execute(link.delete().where(*key3))
+                else:
+                    conn.execute(link.insert().values(opportunityId=oid, prospectId=pid, isPrimary=False))
+        else:
+            values = account_values(rng)
+            keep = rng.sample(sorted(values), k=rng.randint(1, 2))
+            conn.execute(
+                t.prospect_account.update()
+                .where(t.prospect_account.c.id == rng.randint(1, 3))
+                .values(updatedAt=now, **{k: values[k] for k in keep})
+            )
+        return kind
