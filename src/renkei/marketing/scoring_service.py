@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from renkei.clock import Clock, SystemClock, ensure_utc
@@ -87,9 +89,10 @@ def page_view_points_sql(model: ScoreModel, pv: sa.Table | Any, now: dt.datetime
     return _decayed(expr, pv.c.createdAt, model, now)
 
 
-def _contributions(model: ScoreModel, now: dt.datetime) -> sa.Subquery:
+def _sources(model: ScoreModel, now: dt.datetime) -> list[sa.Select[Any]]:
+    """One ``(pid, pts)`` select per source of points: activities, page views, the ledger."""
     va, pv, adj = t.visitor_activity, t.visitor_page_view, ta.score_adjustment
-    return sa.union_all(
+    return [
         sa.select(va.c.prospectId.label("pid"), activity_points_sql(model, va, now).label("pts")).where(
             va.c.prospectId.is_not(None)
         ),
@@ -98,8 +101,12 @@ def _contributions(model: ScoreModel, now: dt.datetime) -> sa.Subquery:
         ),
         sa.select(
             adj.c.prospectId.label("pid"), _decayed(adj.c.points, adj.c.createdAt, model, now).label("pts")
-        ),
-    ).subquery("contribution")
+        ).where(sa.true()),
+    ]
+
+
+def _contributions(model: ScoreModel, now: dt.datetime) -> sa.Subquery:
+    return sa.union_all(*_sources(model, now)).subquery("contribution")
 
 
 def derived_score(conn: Connection, prospect_id: int, model: ScoreModel, now: dt.datetime) -> int:
@@ -136,9 +143,18 @@ def rescore_all(conn: Connection, model: ScoreModel, now: dt.datetime) -> int:
     )
     tmp.drop(conn, checkfirst=True)
     tmp.create(conn)
-    c = _contributions(model, now)
-    sums = sa.select(c.c.pid, sa.func.sum(c.c.pts)).group_by(c.c.pid)
-    conn.execute(tmp.insert().from_select(["pid", "total"], sums))
+    # Each source summed on its own (smaller sorts than one GROUP BY over their union), the
+    # later ones added into the earlier sums.
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
+    for source in _sources(model, now):
+        sub = source.subquery()
+        sums = sa.select(sub.c.pid, sa.func.sum(sub.c.pts)).where(sa.true()).group_by(sub.c.pid)
+        upsert = insert(tmp).from_select(["pid", "total"], sums)
+        conn.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[tmp.c.pid], set_={"total": tmp.c.total + upsert.excluded.total}
+            )
+        )
     # Prospects with no contribution at all go back to 0.
     cleared = conn.execute(
         p.update()
