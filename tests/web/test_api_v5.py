@@ -18,13 +18,23 @@ from renkei.web.auth import AuthService
 from .helpers import T0, live_server, make_user
 
 
-@pytest.fixture
-def api(engine: Engine) -> Iterator[tuple[httpx.Client, AuthService, int]]:
+def _api(engine: Engine) -> Iterator[tuple[httpx.Client, AuthService, int]]:
     clock = FixedClock(T0)
     user = make_user(engine)
     auth = AuthService(engine, clock=clock)
     with live_server(engine, clock) as base, httpx.Client(base_url=base, timeout=30) as client:
         yield client, auth, user["id"]
+
+
+@pytest.fixture
+def api(engine: Engine) -> Iterator[tuple[httpx.Client, AuthService, int]]:
+    yield from _api(engine)
+
+
+@pytest.fixture
+def sqlite_api(sqlite_engine: Engine) -> Iterator[tuple[httpx.Client, AuthService, int]]:
+    """Error shapes do not depend on the backend."""
+    yield from _api(sqlite_engine)
 
 
 def _bearer(auth: AuthService, user_id: int, *scopes: str) -> dict[str, str]:
@@ -73,8 +83,8 @@ def test_query_pages_with_tokens_and_orders(
     assert one.json() == {"id": 2, "lastName": "山田", "createdAt": "2026-04-01T09:00:00+00:00"}
 
 
-def test_errors_in_v5_shape(api: tuple[httpx.Client, AuthService, int]) -> None:
-    client, auth, uid = api
+def test_errors_in_v5_shape(sqlite_api: tuple[httpx.Client, AuthService, int]) -> None:
+    client, auth, uid = sqlite_api
     reader = _bearer(auth, uid, "read")
     cases = [
         (client.get("/api/v5/objects/prospects"), 401, 184),

@@ -75,8 +75,8 @@ def test_sign_in_sections_csrf_escaping_and_audit(engine: Engine) -> None:
         web.close()
 
 
-def test_roles_limit_sections_and_language_choice(engine: Engine) -> None:
-    clock = FixedClock(T0)
+def test_roles_limit_sections_and_language_choice(sqlite_engine: Engine) -> None:
+    engine, clock = sqlite_engine, FixedClock(T0)
     make_user(engine, "rep@example.com", "sales")
     with live_server(engine, clock) as base:
         web = Browser(base)
