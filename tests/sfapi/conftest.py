@@ -89,7 +89,19 @@ def run_server(app: object, port: int, tls: Path | None) -> Iterator[None]:
         yield
     finally:
         server.should_exit = True
-        thread.join(5)
+        server.force_exit = True  # do not wait for clients' keep-alive connections
+        thread.join(10)
+
+
+def crm_module_setting() -> dict[str, object]:
+    """The real CRM service when it exists, else the stand-in in fake_crm.py."""
+    try:
+        import renkei.crm.service  # noqa: F401
+    except ImportError:
+        from . import fake_crm_module
+
+        return {"crm_module": fake_crm_module}
+    return {}
 
 
 @pytest.fixture
@@ -101,13 +113,27 @@ def api_limit() -> int:
 def server(
     engine: Engine, tls_dir: Path, api_limit: int, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Server]:
-    """``renkei serve`` with TLS (the dev cert) on a free loopback port, and a user's token."""
+    """``renkei serve`` with TLS (the dev cert) on a free loopback port, and a user's token (both backends)."""
+    yield from _serve(engine, tls_dir, api_limit, monkeypatch)
+
+
+@pytest.fixture
+def sqlite_server(
+    sqlite_engine: Engine, tls_dir: Path, api_limit: int, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Server]:
+    """The same on SQLite only, for HTTP-level behaviour that does not depend on the database."""
+    yield from _serve(sqlite_engine, tls_dir, api_limit, monkeypatch)
+
+
+def _serve(
+    engine: Engine, tls_dir: Path, api_limit: int, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Server]:
     # requests lets these variables override a session's own ``verify``; clients here pin ca.pem.
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     user_id = add_user(engine, "api@example.jp", "API.User@example.jp")
     token = TokenService(engine).issue(TokenService(engine).find_user("api@example.jp")).access_token
     port = free_port()
-    app = create_app(engine, SystemClock(), api_daily_limit=api_limit)
+    app = create_app(engine, SystemClock(), api_daily_limit=api_limit, **crm_module_setting())
     for _ in run_server(app, port, tls_dir):
         yield Server(f"https://127.0.0.1:{port}", port, str(tls_dir / "ca.pem"), token, user_id, engine)

@@ -21,42 +21,42 @@ from .conftest import Server, add_user
 INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID", "fields": []}]
 
 
-def test_version_list_needs_no_token_and_carries_no_limit_header(server: Server) -> None:
-    r = requests.get(server.base + "/services/data/", verify=server.ca, timeout=10)
+def test_version_list_needs_no_token_and_carries_no_limit_header(sqlite_server: Server) -> None:
+    r = requests.get(sqlite_server.base + "/services/data/", verify=sqlite_server.ca, timeout=10)
     assert r.status_code == 200
     assert {"label": "v60.0", "url": "/services/data/v60.0", "version": "60.0"} in r.json()
     assert "Sforce-Limit-Info" not in r.headers
 
 
-def test_bad_missing_and_revoked_tokens_are_invalid_session(server: Server) -> None:
-    url = server.base + "/services/data/v60.0/limits"
+def test_bad_missing_and_revoked_tokens_are_invalid_session(sqlite_server: Server) -> None:
+    url = sqlite_server.base + "/services/data/v60.0/limits"
     for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}):
-        r = requests.get(url, headers=headers, verify=server.ca, timeout=10)
+        r = requests.get(url, headers=headers, verify=sqlite_server.ca, timeout=10)
         assert (r.status_code, r.json()) == (401, INVALID_SESSION)
-    assert TokenService(server.engine).revoke(server.token)
-    r = server.session().get(url, timeout=10)
+    assert TokenService(sqlite_server.engine).revoke(sqlite_server.token)
+    r = sqlite_server.session().get(url, timeout=10)
     assert (r.status_code, r.json()) == (401, INVALID_SESSION)
 
 
-def test_limits_and_limit_header_count_each_call(server: Server) -> None:
-    s = server.session()
-    first = s.get(server.base + "/services/data/v60.0/limits", timeout=10)
-    second = s.get(server.base + "/services/data/v60.0/limits/", timeout=10)
+def test_limits_and_limit_header_count_each_call(sqlite_server: Server) -> None:
+    s = sqlite_server.session()
+    first = s.get(sqlite_server.base + "/services/data/v60.0/limits", timeout=10)
+    second = s.get(sqlite_server.base + "/services/data/v60.0/limits/", timeout=10)
     assert first.headers["Sforce-Limit-Info"] == "api-usage=1/15000"
     assert second.headers["Sforce-Limit-Info"] == "api-usage=2/15000"
     # The body is computed before the call itself is logged.
     assert second.json() == {"DailyApiRequests": {"Max": 15000, "Remaining": 14999}}
-    log = ApiUsage(server.engine).log()
+    log = ApiUsage(sqlite_server.engine).log()
     assert [(e.method, e.path, e.status, e.records, e.user_id) for e in log] == [
-        ("GET", "/services/data/v60.0/limits", 200, 0, server.user_id),
-        ("GET", "/services/data/v60.0/limits/", 200, 0, server.user_id),
+        ("GET", "/services/data/v60.0/limits", 200, 0, sqlite_server.user_id),
+        ("GET", "/services/data/v60.0/limits/", 200, 0, sqlite_server.user_id),
     ]
 
 
 @pytest.mark.parametrize("api_limit", [2])
-def test_exhausted_allocation_is_request_limit_exceeded(server: Server) -> None:
-    s = server.session()
-    url = server.base + "/services/data/v60.0/limits"
+def test_exhausted_allocation_is_request_limit_exceeded(api_limit: int, sqlite_server: Server) -> None:
+    s = sqlite_server.session()
+    url = sqlite_server.base + "/services/data/v60.0/limits"
     assert [s.get(url, timeout=10).status_code for _ in range(2)] == [200, 200]
     r = s.get(url, timeout=10)
     assert r.status_code == 403
@@ -70,38 +70,38 @@ def test_exhausted_allocation_is_request_limit_exceeded(server: Server) -> None:
     assert r.headers["Sforce-Limit-Info"] == "api-usage=3/2"
 
 
-def test_unknown_paths_404_and_wrong_methods_405(server: Server) -> None:
-    s = server.session()
-    r = s.get(server.base + "/services/data/v60.0/nothing/here", timeout=10)
+def test_unknown_paths_404_and_wrong_methods_405(sqlite_server: Server) -> None:
+    s = sqlite_server.session()
+    r = s.get(sqlite_server.base + "/services/data/v60.0/nothing/here", timeout=10)
     assert (r.status_code, r.json()) == (
         404,
         [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}],
     )
-    r = s.put(server.base + "/services/data/v60.0/limits", timeout=10)
+    r = s.put(sqlite_server.base + "/services/data/v60.0/limits", timeout=10)
     assert r.status_code == 405
     assert r.json()[0]["errorCode"] == "METHOD_NOT_ALLOWED"
-    r = s.get(server.base + "/services/data/v12.0/limits", timeout=10)
+    r = s.get(sqlite_server.base + "/services/data/v12.0/limits", timeout=10)
     assert r.status_code == 404
 
 
-def test_client_credentials_and_password_flows(server: Server, tmp_path: Path) -> None:
-    service = TokenService(server.engine)
+def test_client_credentials_and_password_flows(sqlite_server: Server, tmp_path: Path) -> None:
+    service = TokenService(sqlite_server.engine)
     user = service.find_user("api.user@EXAMPLE.jp")
     client_id, secret = service.create_client(user, "sync")
-    token_url = server.base + "/services/oauth2/token"
+    token_url = sqlite_server.base + "/services/oauth2/token"
     r = requests.post(
         token_url,
         data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
-        verify=server.ca,
+        verify=sqlite_server.ca,
         timeout=10,
     )
     assert r.status_code == 200
     body = r.json()
-    assert (body["token_type"], body["instance_url"]) == ("Bearer", server.base)
+    assert (body["token_type"], body["instance_url"]) == ("Bearer", sqlite_server.base)
     ok = requests.get(
-        server.base + "/services/data/v60.0/limits",
+        sqlite_server.base + "/services/data/v60.0/limits",
         headers={"Authorization": f"Bearer {body['access_token']}"},
-        verify=server.ca,
+        verify=sqlite_server.ca,
         timeout=10,
     )
     assert ok.status_code == 200
@@ -109,7 +109,7 @@ def test_client_credentials_and_password_flows(server: Server, tmp_path: Path) -
     wrong = requests.post(
         token_url,
         data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": "x"},
-        verify=server.ca,
+        verify=sqlite_server.ca,
         timeout=10,
     )
     assert (wrong.status_code, wrong.json()) == (
@@ -123,17 +123,23 @@ def test_client_credentials_and_password_flows(server: Server, tmp_path: Path) -
         "client_secret": secret,
         "username": "api@example.jp",
     }
-    bad = requests.post(token_url, data={**form, "password": "wrong pass"}, verify=server.ca, timeout=10)
+    bad = requests.post(
+        token_url, data={**form, "password": "wrong pass"}, verify=sqlite_server.ca, timeout=10
+    )
     assert (bad.status_code, bad.json()["error"]) == (400, "invalid_grant")
-    good = requests.post(token_url, data={**form, "password": "correct horse"}, verify=server.ca, timeout=10)
+    good = requests.post(
+        token_url, data={**form, "password": "correct horse"}, verify=sqlite_server.ca, timeout=10
+    )
     assert good.status_code == 200
     assert service.authenticate(good.json()["access_token"]).id == user.id
 
 
-def test_plain_http_client_is_refused_by_tls_server(server: Server) -> None:
+def test_plain_http_client_is_refused_by_tls_server(sqlite_server: Server) -> None:
     with pytest.raises(requests.exceptions.SSLError):
-        requests.get(server.base + "/services/data/", timeout=10)  # no CA given: the cert is not trusted
-    assert isinstance(ssl.create_default_context(cafile=server.ca), ssl.SSLContext)
+        requests.get(
+            sqlite_server.base + "/services/data/", timeout=10
+        )  # no CA given: the cert is not trusted
+    assert isinstance(ssl.create_default_context(cafile=sqlite_server.ca), ssl.SSLContext)
 
 
 def test_token_cli_prints_a_working_token_stored_hashed(cli_env: str) -> None:

@@ -1,7 +1,8 @@
 """Bearer tokens (Salesforce session ids) for CRM users, and the OAuth 2.0 token endpoint's flows.
 
 Tokens are random URL-safe strings shaped like a Salesforce session id (``00D…!…``); only their
-SHA-256 is stored. Connected-app secrets and API passwords are kept as argon2 hashes.
+SHA-256 is stored, as for connected-app secrets (random, 256 bits); API passwords, which people
+choose, are kept as argon2 hashes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Engine
 
 from renkei.clock import Clock, SystemClock
@@ -164,7 +165,7 @@ class TokenService:
             conn.execute(
                 sfapi_client.insert().values(
                     client_id=client_id,
-                    secret_hash=_hasher.hash(secret),
+                    secret_hash=token_hash(secret),
                     user_id=user.id,
                     name=name,
                     created_at=self.clock.now(),
@@ -189,7 +190,7 @@ class TokenService:
             row = conn.execute(sa.select(sfapi_client).where(sfapi_client.c.client_id == client_id)).first()
         if row is None:
             raise OAuthError("invalid_client_id", "client identifier invalid")
-        if not _verify(row.secret_hash, client_secret):
+        if not secrets.compare_digest(row.secret_hash, token_hash(client_secret)):
             raise OAuthError("invalid_client", "invalid client credentials")
         return str(row.user_id)
 
@@ -236,5 +237,5 @@ class TokenService:
 def _verify(stored_hash: str, secret: str) -> bool:
     try:
         return _hasher.verify(stored_hash, secret)
-    except VerificationError:
+    except (VerificationError, InvalidHashError):
         return False

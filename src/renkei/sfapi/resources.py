@@ -8,11 +8,12 @@ the response body; errors are ``renkei.errors`` exceptions that the web layer re
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from renkei import ids
+from renkei.crm.schema import ObjectDef
 from renkei.errors import FieldError, InputError, NotFoundError, RenkeiError
 from renkei.sfapi.cursors import QueryCursors
 
@@ -72,10 +73,18 @@ class _Slot:
 
 
 class SalesforceApi:
-    def __init__(self, crm: CrmService, cursors: QueryCursors, *, base_path: str) -> None:
+    def __init__(
+        self,
+        crm: CrmService,
+        cursors: QueryCursors,
+        *,
+        base_path: str,
+        to_api: Callable[[Mapping[str, Any], ObjectDef], dict[str, Any]],
+    ) -> None:
         self.crm = crm
         self.cursors = cursors
         self.base_path = base_path
+        self.to_api = to_api
 
     # -- metadata ----------------------------------------------------------------------------
 
@@ -108,11 +117,9 @@ class SalesforceApi:
         return {"id": new_id, "success": True, "errors": []}
 
     def get(self, object_name: str, record_id: str, fields: str | None) -> dict[str, Any]:
-        from renkei.crm.service import to_api
-
         names = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
         record = self.crm.get(object_name, normalize_id(record_id), names)
-        return to_api(record, self.crm.schema().object(object_name))
+        return self.to_api(record, self.crm.schema().object(object_name))
 
     def update(self, object_name: str, record_id: str, body: Any) -> None:
         values = _record_body(body)

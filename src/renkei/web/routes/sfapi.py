@@ -4,6 +4,7 @@ included (``[{"message","errorCode","fields"}]``); counted requests carry ``Sfor
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -94,12 +95,15 @@ User = Annotated[CrmUser, Depends(authenticated)]
 
 
 def _api(request: Request, user: CrmUser, version: str) -> SalesforceApi:
-    from renkei.crm.service import CrmService
-
+    settings = getattr(request.app.state, "settings", {}) or {}
+    # The CRM implementation: a module with ``CrmService`` and ``to_api`` (the app setting
+    # ``crm_module`` lets a test run the API over a stand-in).
+    crm_module = settings.get("crm_module") or importlib.import_module("renkei.crm.service")
     engine, clock = request.app.state.engine, request.app.state.clock
     base = f"/services/data/v{version}"
-    crm = CrmService(engine, clock=clock, user_id=user.id)
-    return SalesforceApi(crm, QueryCursors(engine, clock=clock, base_path=base), base_path=base)
+    crm = crm_module.CrmService(engine, clock=clock, user_id=user.id)
+    cursors = QueryCursors(engine, clock=clock, base_path=base)
+    return SalesforceApi(crm, cursors, base_path=base, to_api=crm_module.to_api)
 
 
 def _count(request: Request, n: int) -> None:
