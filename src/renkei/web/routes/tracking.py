@@ -12,8 +12,10 @@ Do-Not-Track or the visitor declined tracking (``renkei.optIn(false)`` sets the 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from renkei.marketing.tracking import (
@@ -36,7 +38,8 @@ PIXEL = bytes.fromhex(
     "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
 )
 
-SNIPPET = """(function () {
+SNIPPET = (
+    """(function () {
   var s = document.currentScript;
   var base = s && s.src ? s.src.replace(/\\/track\\/renkei\\.js.*$/, "") : "";
   function consent() { var m = document.cookie.match(/(?:^|; )CONSENT=([^;]*)/); return m ? m[1] : ""; }
@@ -57,7 +60,10 @@ SNIPPET = """(function () {
   };
   if (document.readyState === "complete") { send(); } else { window.addEventListener("load", send); }
 })();
-""".replace("CONSENT", CONSENT_COOKIE).replace("PIXEL_PATH", PIXEL_PATH).replace("MAX_AGE", str(COOKIE_MAX_AGE))
+""".replace("CONSENT", CONSENT_COOKIE)
+    .replace("PIXEL_PATH", PIXEL_PATH)
+    .replace("MAX_AGE", str(COOKIE_MAX_AGE))
+)
 
 
 def setup(app: FastAPI) -> None:
@@ -67,7 +73,10 @@ def setup(app: FastAPI) -> None:
 
 
 def visitor_cookie(request: Request) -> VisitorCookie:
-    state = request.app.state
+    return _signer(request.app.state)
+
+
+def _signer(state: Any) -> VisitorCookie:
     if state.visitor_cookie is None:
         secret = state.settings.get("secret_key") or tracking_secret(state.engine)
         state.visitor_cookie = VisitorCookie(secret)
@@ -96,41 +105,52 @@ def snippet() -> Response:
     )
 
 
-async def page_view(request: Request) -> Response:
-    """Record one page view, then answer with a 1×1 GIF once it is committed."""
-    response = Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
-    params = request.query_params
-    url = params.get("u") or request.headers.get("referer") or ""
-    allowed = tracking_allowed(request.headers, request.cookies)
-    if not url or not allowed or is_bot(request.headers.get("user-agent")):
-        return response
-    hit = Hit(
-        token=visitor_token(request, response),
-        url=url,
-        at=request.app.state.clock.now(),
-        title=params.get("t") or None,
-        referrer=params.get("r") or None,
-        campaign_id=parse_campaign(params.get("c")),
-        ip=client_ip(request),
-        do_not_sell=request.headers.get("sec-gpc") == "1",
-    )
-    await request.app.state.tracking.record(hit)
-    return response
+_PIXEL_HEADERS = [
+    (b"content-type", b"image/gif"),
+    (b"cache-control", b"no-store"),
+    (b"content-length", str(len(PIXEL)).encode()),
+]
 
 
 class PixelMiddleware:
-    """Serves ``GET /track/pv.gif`` ahead of the router: the pixel is the hot path, and matching
-    it against every route of the app cost more than recording the hit."""
+    """Serves ``GET /track/pv.gif`` — record one page view, then answer with a 1×1 GIF once it is
+    committed — in plain ASGI ahead of the router: the pixel is the hot path, and routing plus
+    request/response objects cost more than recording the hit."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == PIXEL_PATH and scope["method"] in ("GET", "HEAD"):
-            response = await page_view(Request(scope, receive))
-            await response(scope, receive, send)
+        if scope["type"] != "http" or scope["path"] != PIXEL_PATH or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        state = scope["app"].state
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        params = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        cookies = cookie_parser(headers.get("cookie", ""))
+        url = params.get("u") or headers.get("referer") or ""
+        out = list(_PIXEL_HEADERS)
+        if url and tracking_allowed(headers, cookies) and not is_bot(headers.get("user-agent")):
+            signer = _signer(state)
+            token = signer.read(cookies.get(VISITOR_COOKIE))
+            if token is None:
+                token, value = signer.new()
+                cookie = f"{VISITOR_COOKIE}={value}; HttpOnly; Max-Age={COOKIE_MAX_AGE}; Path=/; SameSite=lax"
+                out.append((b"set-cookie", cookie.encode("latin-1")))
+            client = scope.get("client")
+            hit = Hit(
+                token=token,
+                url=url,
+                at=state.clock.now(),
+                title=params.get("t") or None,
+                referrer=params.get("r") or None,
+                campaign_id=parse_campaign(params.get("c")),
+                ip=client[0] if client else None,
+                do_not_sell=headers.get("sec-gpc") == "1",
+            )
+            await state.tracking.record(hit)
+        await send({"type": "http.response.start", "status": 200, "headers": out})
+        await send({"type": "http.response.body", "body": PIXEL})
 
 
 @router.get("/track/stats", include_in_schema=False)
