@@ -91,8 +91,8 @@ class ProspectSchema:
 
 
 _lock = threading.Lock()
-_crm_cache: dict[tuple[str, int], CrmSchema] = {}
-_prospect_cache: dict[tuple[str, int], ProspectSchema] = {}
+_crm_cache: dict[tuple[str, int, tuple[int, str]], CrmSchema] = {}
+_prospect_cache: dict[tuple[str, int, tuple[int, str]], ProspectSchema] = {}
 _versions: dict[str, int] = {}
 
 
@@ -113,8 +113,15 @@ def _custom_columns(base: sa.Table, md: sa.MetaData, extra: Iterable[FieldDef]) 
     return sa.Table(base.name, md, *cols)
 
 
+def _stamp(conn: Connection, table: sa.Table) -> tuple[int, str]:
+    """A cheap version of the custom fields in the database, so that a field added by another
+    process (the CLI while the server runs) is seen at once."""
+    count, latest = conn.execute(sa.select(sa.func.count(), sa.func.max(table.c.created_at))).one()
+    return int(count), str(latest)
+
+
 def load_crm_schema(conn: Connection) -> CrmSchema:
-    key = (_db_key(conn), _versions.get(_db_key(conn), 0))
+    key = (_db_key(conn), _versions.get(_db_key(conn), 0), _stamp(conn, t.crm_custom_field))
     cached = _crm_cache.get(key)
     if cached is not None:
         return cached
@@ -139,7 +146,7 @@ def load_crm_schema(conn: Connection) -> CrmSchema:
 
 
 def load_prospect_schema(conn: Connection) -> ProspectSchema:
-    key = (_db_key(conn), _versions.get(_db_key(conn), 0))
+    key = (_db_key(conn), _versions.get(_db_key(conn), 0), _stamp(conn, t.prospect_custom_field))
     cached = _prospect_cache.get(key)
     if cached is not None:
         return cached
