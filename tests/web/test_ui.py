@@ -129,3 +129,21 @@ def test_every_template_string_has_a_japanese_translation() -> None:
     ja = translations("ja")
     missing = sorted(m for m in found if ja.gettext(m) == m and m not in ("CRM", "renkei"))
     assert (len(found) > 150, missing) == (True, [])
+
+
+def test_prospects_filtered_by_segmentation_rule(sqlite_engine: Engine) -> None:
+    clock = FixedClock(T0)
+    make_user(sqlite_engine, "ops@example.com", "marketing")
+    service = ProspectService(sqlite_engine, clock=clock)
+    for i, score in enumerate((10, 55, 80)):
+        service.create({"email": f"s{i}@example.jp", "score": score})
+    with live_server(sqlite_engine, clock) as base:
+        web = Browser(base)
+        web.sign_in("ops@example.com")
+        rows = web.get(
+            "/app/prospects", params={"rule": "all(score >= 50)"}, headers={"HX-Request": "true"}
+        ).text
+        assert re.findall(r"<td>(s\d@example.jp)</td>", rows) == ["s2@example.jp", "s1@example.jp"]
+        broken = web.get("/app/prospects", params={"rule": "all(score >= "}).text
+        assert re.search(r'role="alert">rule text ends too early', broken)
+        web.close()

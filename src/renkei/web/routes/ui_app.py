@@ -179,11 +179,37 @@ def prospects(
     grade: str = "",
     min_score: Annotated[str, Query()] = "",
     crm: str = "",
+    rule: Annotated[str, Query(max_length=4000)] = "",
     page: int = 1,
 ) -> Response:
     score = int(min_score) if min_score.strip().lstrip("-").isdigit() else None
-    found = views.prospect_search(_engine(request), q=q, grade=grade, min_score=score, crm=crm, page=page)
-    context = {"found": found, "q": q, "grade": grade, "min_score": min_score, "crm": crm, "error": ""}
+    rules = views.landed("renkei.segments.lists")
+    error = ""
+    try:
+        found = views.prospect_search(
+            _engine(request),
+            q=q,
+            grade=grade,
+            min_score=score,
+            crm=crm,
+            rule=rule if rules else "",
+            now=_now(request),
+            page=page,
+        )
+    except InputError as exc:  # a rule that does not parse or names unknown fields
+        error = exc.message
+        found = {"rows": [], "total": 0, "page": 1, "pages": 1}
+    context = {
+        "found": found,
+        "q": q,
+        "grade": grade,
+        "min_score": min_score,
+        "crm": crm,
+        "rule": rule,
+        "rules": rules,
+        "rule_error": error,
+        "error": "",
+    }
     template = "_prospect_rows.html" if request.headers.get("hx-request") else "prospects.html"
     return render(request, template, context, principal=me)
 
@@ -211,7 +237,17 @@ def create_prospect(
         ).create(values)
     except InputError as exc:
         found = views.prospect_search(_engine(request))
-        context = {"found": found, "q": "", "grade": "", "min_score": "", "crm": "", "error": exc.message}
+        context = {
+            "found": found,
+            "q": "",
+            "grade": "",
+            "min_score": "",
+            "crm": "",
+            "rule": "",
+            "rules": views.landed("renkei.segments.lists"),
+            "rule_error": "",
+            "error": exc.message,
+        }
         return render(request, "prospects.html", context, principal=me, status_code=400)
     return _see_other(f"/app/prospects/{created['id']}")
 

@@ -137,9 +137,12 @@ def prospect_search(
     grade: str = "",
     min_score: int | None = None,
     crm: str = "",
+    rule: str = "",
+    now: dt.datetime | None = None,
     page: int = 1,
 ) -> dict[str, Any]:
-    """A page of live prospects matching a free-text search and simple filters."""
+    """A page of live prospects matching a free-text search, simple filters and, when the
+    segmentation feature is installed, a segmentation rule (its text form)."""
     p = t.prospect
     where: list[sa.ColumnElement[bool]] = [_live()]
     if q.strip():
@@ -163,6 +166,8 @@ def prospect_search(
     page = max(page, 1)
     cols = (p.c.id, p.c.email, p.c.firstName, p.c.lastName, p.c.company, p.c.score, p.c.grade)
     with engine.connect() as conn:
+        if rule.strip():
+            where.append(p.c.id.in_(_rule_members(conn, engine, rule, now)))
         total = _count(conn, p, *where)
         rows = conn.execute(
             sa.select(*cols, p.c.lastActivityAt, p.c.salesforceId, p.c.createdAt)
@@ -177,6 +182,17 @@ def prospect_search(
             "page": page,
             "pages": max(1, -(-total // PAGE_SIZE)),
         }
+
+
+def _rule_members(conn: Connection, engine: Engine, rule: str, now: dt.datetime | None) -> sa.Select[Any]:
+    """The ids matching a segmentation rule (parsed and checked by the segmentation service)."""
+    from renkei.core.rules.evaluate import Moment
+    from renkei.segments.compile import context_for, members_query
+    from renkei.segments.lists import SegmentService
+
+    moment = Moment(now or dt.datetime.now(dt.UTC))
+    node = SegmentService(engine).parse(conn, rule)
+    return members_query(node, context_for(conn, moment))
 
 
 def prospect_extras(engine: Engine, prospect_id: int) -> dict[str, Any]:
