@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from renkei.clock import FixedClock
 from renkei.marketing.service import ProspectService
 from renkei.store import tables_web as w
+from renkei.web.auth import AuthService
 from renkei.web.ui.render import TEMPLATES, translations
 
 from .helpers import T0, Browser, live_server, make_user
@@ -147,3 +148,30 @@ def test_prospects_filtered_by_segmentation_rule(sqlite_engine: Engine) -> None:
         broken = web.get("/app/prospects", params={"rule": "all(score >= "}).text
         assert re.search(r'role="alert">rule text ends too early', broken)
         web.close()
+
+
+def test_scoring_model_edited_in_settings_is_audited(sqlite_engine: Engine) -> None:
+    from renkei.marketing.scoring_service import ScoringService
+
+    clock = FixedClock(T0)
+    make_user(sqlite_engine, "boss@example.com", "admin")
+    before = ScoringService(sqlite_engine, clock=clock).model().to_dict()
+    key, points = next(iter(before["activities"].items()))
+    with live_server(sqlite_engine, clock) as base:
+        web = Browser(base)
+        web.sign_in("boss@example.com")
+        web.get("/app/settings")
+        assert (
+            web.post("/app/settings/scoring", {f"act_{key}": str(points + 7), "page_view": "2"}).status_code
+            == 303
+        )
+        web.close()
+    after = ScoringService(sqlite_engine).model().to_dict()
+    assert after == {**before, "activities": {**before["activities"], key: points + 7}, "page_view": 2}
+    entry = AuthService(sqlite_engine).audit_log(1)[0]
+    assert (entry["actor"], entry["action"], entry["before"], entry["after"]) == (
+        "boss@example.com",
+        "scoring.model",
+        before,
+        after,
+    )

@@ -328,7 +328,14 @@ def campaigns(request: Request, me: Annotated[Principal, Depends(need("campaigns
 
 @router.get("/automation")
 def automation(request: Request, me: Annotated[Principal, Depends(need("automation"))]) -> Response:
-    return render(request, "automation.html", {"d": views.automation(_engine(request))}, principal=me)
+    lists = None
+    if views.landed("renkei.segments.lists"):
+        from renkei.segments.lists import SegmentService
+
+        lists = SegmentService(_engine(request), clock=request.app.state.clock).lists()
+    return render(
+        request, "automation.html", {"d": views.automation(_engine(request)), "lists": lists}, principal=me
+    )
 
 
 @router.get("/email")
@@ -456,6 +463,33 @@ def revoke_token(
 ) -> Response:
     a.auth_service(request).revoke_token(token_id, actor=me)
     return _back_to_settings("tokens")
+
+
+@router.post("/settings/scoring")
+async def change_scoring(
+    request: Request, me: Annotated[Principal, Depends(need("settings", Level.EDIT))]
+) -> Response:
+    """New points per activity type and per page view; the model becomes current and everyone is
+    rescored (as AE's baseline edits are retroactive)."""
+    from renkei.core.scoring import ScoreModel
+    from renkei.marketing.scoring_service import ScoringService
+
+    form = await request.form()
+    service = ScoringService(_engine(request), clock=request.app.state.clock, actor=me.email)
+    before = service.model().to_dict()
+    after = dict(before)
+    try:
+        after["activities"] = {k: int(str(form.get(f"act_{k}", v))) for k, v in before["activities"].items()}
+        after["page_view"] = int(str(form.get("page_view", before["page_view"])))
+        model = ScoreModel.from_dict(after)
+    except (ValueError, RenkeiError) as exc:
+        return _back_to_settings("scoring", error=str(exc))
+    if model.to_dict() != before:
+        result = service.set_model(model)
+        a.auth_service(request).audit(
+            "scoring.model", f"version {result['version']}", before, model.to_dict(), actor=me
+        )
+    return _back_to_settings("scoring")
 
 
 @router.post("/settings/fields")

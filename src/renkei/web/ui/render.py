@@ -86,6 +86,15 @@ def _json_script(value: Any) -> Markup:
     return Markup(text)  # noqa: S704 - escaped above for a JSON script element
 
 
+def _activity_label(key: str) -> str:
+    """A scoring-model key (``"4"``, ``"2/File"``) as the activity's label."""
+    from renkei.core.activities import type_label
+
+    code, _, kind = key.partition("/")
+    label = type_label(int(code)) if code.isdigit() else code
+    return f"{label} · {kind}" if kind else label
+
+
 @functools.cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -124,6 +133,7 @@ def render(
             "sections": visible,
             "can_edit": (lambda s: principal is not None and principal.can(s, Level.EDIT)),
             "when": lambda v: _localtime(v, language, tz),
+            "activity_label": _activity_label,
             "show": lambda v: _localtime(v, language, tz) if isinstance(v, dt.datetime) else v,
             "path": request.url.path,
             "_": trans.gettext,
