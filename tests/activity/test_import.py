@@ -15,8 +15,9 @@ from renkei.core.hygiene import company_key, lookup_postcode, normalize_width, p
 from renkei.errors import InputError
 from renkei.marketing.importer import ProspectImporter, decode, export_prospects
 from renkei.marketing.service import ProspectService
+from renkei.store import tables as t
 
-from .helpers import clock, get, prospect
+from .helpers import T0, clock, get, prospect
 
 CSV = (
     "メールアドレス,姓,会社名,電話番号,郵便番号,都道府県,メモ欄\r\n"
@@ -51,6 +52,12 @@ def test_encodings_detected() -> None:
 
 def test_import_dry_run_then_real(engine: Engine) -> None:
     clk = clock()
+    with engine.begin() as conn:
+        conn.execute(
+            t.prospect_account.insert().values(
+                name="株式会社サンプル", isDeleted=False, createdAt=T0, updatedAt=T0
+            )
+        )
     existing = prospect(engine, clk, "kato@example.jp", lastName="加藤", company="元の会社")
     importer = ProspectImporter(engine, clock=clk)
     data = CSV.encode("cp932")
@@ -66,10 +73,28 @@ def test_import_dry_run_then_real(engine: Engine) -> None:
     report = importer.run(data, keep_existing=True).to_dict()
     assert (report["created"], report["updated"], len(report["errors"])) == (1, 1, 2)
     sato = ProspectService(engine).find("sato@example.jp")
-    assert {k: sato[k] for k in ("email", "company", "phone", "zip", "state", "source", "lastActivityAt")} == {
-        "email": "SATO@example.jp", "company": "サンプル株式会社", "phone": "03-1234-5678", "zip": "100-0001",
-        "state": "東京都", "source": "Import", "lastActivityAt": None,
-    }  # fmt: skip
+    assert {
+        k: sato[k]
+        for k in (
+            "email",
+            "company",
+            "phone",
+            "zip",
+            "state",
+            "source",
+            "lastActivityAt",
+            "prospectAccountId",
+        )
+    } == {
+        "email": "SATO@example.jp",
+        "company": "サンプル株式会社",
+        "phone": "03-1234-5678",
+        "zip": "100-0001",
+        "state": "東京都",
+        "source": "Import",
+        "lastActivityAt": None,
+        "prospectAccountId": 1,
+    }  # fmt: skip  (the entered company name is kept; it matched the account 株式会社サンプル by its key)
     assert get(engine, existing)["company"] == "元の会社"  # --keep-existing fills blanks only
     assert ProspectService(engine).find_by_email("ito@example.jp") == []  # the bad row is not half-written
 

@@ -267,5 +267,27 @@ def run_rules_cmd(as_json: JsonOpt = False) -> None:
     emit(ran, as_json, lambda d: print(f"{len(d)} rule runs"))
 
 
+@activity_app.command("regrade")
+@handle_errors
+def regrade_cmd(as_json: JsonOpt = False) -> None:
+    """Regrade every live prospect from its grading profile."""
+    changed = GradingService(engine(), clock=clock()).regrade_all()
+    emit({"changed": changed}, as_json, lambda d: print(f"{d['changed']} grades changed"))
+
+
+@activity_app.command("notifications")
+@handle_errors
+def notifications(user_id: int, as_json: JsonOpt = False) -> None:
+    """In-app notifications of a marketing user (from notify-user actions)."""
+    rows = AutomationService(engine(), clock=clock()).notifications(user_id)
+    emit(
+        rows,
+        as_json,
+        lambda d: print_table(
+            d, ["id", "prospectId", "message", "isRead", "createdAt"], title="notifications"
+        ),
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(activity_app, name="activity")

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from renkei.clock import Clock, SystemClock
 from renkei.core.activities import ActivityType, AssetKind
 from renkei.core.automation import parse_actions
-from renkei.core.hygiene import lookup_postcode, normalize_width, parse_phone
+from renkei.core.hygiene import company_key, lookup_postcode, normalize_width, parse_phone
 from renkei.core.identity import email_key
 from renkei.errors import ConfigError, InputError, NotFoundError
 from renkei.marketing.activity_service import NewActivity, move_visitor_history, record_activities
@@ -323,6 +323,7 @@ def _convert(
             first_touch["campaignId"] = v["campaignId"]
     new = {
         **{k: v for k, v in values.items() if k in schema.fields},
+        "prospectAccountId": account_for_company(conn, values.get("company")),
         "campaignId": first_touch.pop("campaignId", source.campaign_id),
         "source": first_touch.get("sourceParameter") or source.name,
         "convertedAt": now,
@@ -333,6 +334,18 @@ def _convert(
     row = coerce_record(schema.fields, new, writable=writable)
     created = ProspectService(conn.engine, clock=_Fixed(now))._insert(conn, schema, row)
     return int(created["id"]), True
+
+
+def account_for_company(conn: Connection, company: str | None) -> int | None:
+    """The prospect account whose name is the same company — compared by ``company_key``, so
+    「㈱サンプル」 finds 「株式会社サンプル」 — when exactly one matches."""
+    key = company_key(company)
+    if key is None:
+        return None
+    pa = t.prospect_account
+    rows = conn.execute(sa.select(pa.c.id, pa.c.name).where(pa.c.isDeleted.is_(False)))
+    matches = [r.id for r in rows if company_key(r.name) == key]
+    return int(matches[0]) if len(matches) == 1 else None
 
 
 class _Fixed:

@@ -29,6 +29,7 @@ from renkei.core.identity import email_key
 from renkei.errors import InputError, ValidationError
 from renkei.marketing.activity_service import REFERENCE_COLUMNS
 from renkei.marketing.automation_service import run_rules
+from renkei.marketing.forms import account_for_company
 from renkei.marketing.schema import PROSPECT_WRITABLE
 from renkei.marketing.scoring_service import regrade
 from renkei.marketing.service import ProspectService, coerce_record, to_json
@@ -213,7 +214,12 @@ class ProspectImporter:
                     if dry_run:
                         seen[key] = None
                         continue
-                    created = service._insert(conn, schema, {**row, "source": row.get("source") or "Import"})
+                    account = account_for_company(conn, row.get("company"))
+                    created = service._insert(
+                        conn,
+                        schema,
+                        {**row, "source": row.get("source") or "Import", "prospectAccountId": account},
+                    )
                     seen[key] = int(created["id"])
                     report.created.append(int(created["id"]))
                     continue

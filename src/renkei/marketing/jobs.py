@@ -33,7 +33,16 @@ def _decay(engine: Engine, clock: Clock) -> dict[str, Any]:
     return {"rescored": scoring.rescore_all(), "decay": True}
 
 
+def _regrade(engine: Engine, clock: Clock) -> dict[str, Any]:
+    from renkei.marketing.scoring_service import GradingService
+
+    return {"changed": GradingService(engine, clock=clock).regrade_all()}
+
+
 JOBS = [
+    PeriodicJob(
+        "grading.regrade", 900, _regrade, "regrade every prospect (catches field edits made elsewhere)"
+    ),
     PeriodicJob("automation.rules", 300, _run_rules, "run active automation rules over all prospects"),
     PeriodicJob(
         "activity.opportunities", 300, _opportunity_events, "record opportunity created/won/lost activities"

@@ -392,6 +392,27 @@ class GradingService:
                 regrade(conn, ids[start : start + 500], now)
             return dict(row)
 
+    def regrade_all(self) -> int:
+        """Regrade every live prospect (a profile edit does it for its own prospects; this pass
+        catches field edits made elsewhere). Returns how many grades changed."""
+        p = t.prospect
+        now = self.clock.now()
+        with self.engine.connect() as conn:
+            before = {
+                r.id: r.grade
+                for r in conn.execute(sa.select(p.c.id, p.c.grade).where(p.c.isDeleted.is_(False)))
+            }
+        ids = sorted(before)
+        for start in range(0, len(ids), 500):
+            with self.engine.begin() as conn:
+                regrade(conn, ids[start : start + 500], now)
+        with self.engine.connect() as conn:
+            after = {
+                r.id: r.grade
+                for r in conn.execute(sa.select(p.c.id, p.c.grade).where(p.c.isDeleted.is_(False)))
+            }
+        return sum(1 for pid in ids if before[pid] != after.get(pid))
+
     def regrade(self, prospect_id: int) -> str | None:
         with self.engine.begin() as conn:
             regrade(conn, [prospect_id], self.clock.now())
