@@ -26,6 +26,7 @@ from renkei.errors import ConflictError, FieldError, InputError, NotFoundError, 
 from renkei.store import dynamic
 from renkei.store import tables as t
 from renkei.store.dynamic import CrmSchema
+from renkei.store.tables_crm import crm_recycle_bin as t_bin
 
 API_VERSION = "v60.0"
 SYSTEM_USERNAME = "system@renkei.local"
@@ -317,7 +318,9 @@ class CrmService:
             record = dict(cleaned)
             self._defaults(obj, record)
             record.setdefault("OwnerId", user)
-            missing = v.missing_required(obj, {**record, **{k: "x" for k in values if obj.field(k) is not None}})
+            missing = v.missing_required(
+                obj, {**record, **{k: "x" for k in values if obj.field(k) is not None}}
+            )
             return None, errors + ([missing] if missing is not None else [])
         errors += self._check_references(conn, schema, obj, cleaned)
         record = dict(cleaned)
@@ -582,37 +585,52 @@ class CrmService:
                 results.append(SaveResult(rid, True))
         return results
 
-    def _set_deleted(self, conn: Connection, schema: CrmSchema, object_name: str, rids: list[str], deleted: bool,
-                     user: str, *, stamp: dt.datetime | None = None) -> None:  # fmt: skip
-        """Flag records (and, as Salesforce cascades, their children) deleted or restored.
+    def _delete_tree(self, conn: Connection, schema: CrmSchema, object_name: str, rids: list[str], user: str,
+                     *, root: str | None = None, stamp: dt.datetime | None = None) -> None:  # fmt: skip
+        """Send records, and the children Salesforce deletes with them, to the recycle bin.
 
-        Children deleted with a parent carry the parent's deletion stamp, so an undelete restores
-        exactly those (not children that were deleted on their own earlier)."""
+        ``crm_recycle_bin`` remembers which deletion sent each record there, so an undelete restores
+        exactly the records that went in with it (not children deleted on their own earlier)."""
         if not rids:
             return
         table = schema.table(object_name)
-        now = self.clock.now()
         previous = conn.execute(
             sa.select(sa.func.max(table.c.SystemModstamp)).where(table.c.Id.in_(rids))
         ).scalar()
-        deletion_stamps = {r.Id: r.SystemModstamp for r in conn.execute(
-            sa.select(table.c.Id, table.c.SystemModstamp).where(table.c.Id.in_(rids)))}  # fmt: skip
         stamp_at = stamp or self._modstamp(previous)
-        flag = {"IsDeleted": deleted, "SystemModstamp": stamp_at, "LastModifiedById": user}
-        if not deleted:
-            flag["LastModifiedDate"] = now
-        conn.execute(
-            table.update().where(table.c.Id.in_(rids), table.c.IsDeleted.is_(not deleted)).values(flag)
-        )
+        conn.execute(table.update().where(table.c.Id.in_(rids), table.c.IsDeleted.is_(False))
+                     .values(IsDeleted=True, SystemModstamp=stamp_at, LastModifiedById=user))  # fmt: skip
+        conn.execute(t_bin.delete().where(t_bin.c.record_id.in_(rids)))
+        conn.execute(t_bin.insert(), [{"record_id": rid, "object_name": object_name, "root_id": root or rid,
+                                       "deleted_at": stamp_at, "deleted_by": user} for rid in rids])  # fmt: skip
         for child, field in _CASCADE.get(object_name, ()):
             ct = schema.table(child)
-            rows = conn.execute(sa.select(ct.c.Id, ct.c[field], ct.c.SystemModstamp).where(
-                ct.c[field].in_(rids), ct.c.IsDeleted.is_(not deleted))).all()  # fmt: skip
-            if deleted:
-                children = [r.Id for r in rows]
-            else:
-                children = [r.Id for r in rows if r.SystemModstamp == deletion_stamps.get(r[1])]
-            self._set_deleted(conn, schema, child, children, deleted, user, stamp=stamp_at)
+            for rid in rids:
+                children = [r.Id for r in conn.execute(sa.select(ct.c.Id).where(ct.c[field] == rid,
+                                                                                 ct.c.IsDeleted.is_(False)))]  # fmt: skip
+                self._delete_tree(conn, schema, child, children, user, root=root or rid, stamp=stamp_at)
+
+    def _set_deleted(self, conn: Connection, schema: CrmSchema, object_name: str, rids: list[str], deleted: bool,
+                     user: str) -> None:  # fmt: skip
+        if deleted:
+            self._delete_tree(conn, schema, object_name, rids, user)
+            return
+        for rid in rids:
+            group = conn.execute(sa.select(t_bin.c.record_id, t_bin.c.object_name).where(
+                sa.or_(t_bin.c.root_id == rid, t_bin.c.record_id == rid))).all()  # fmt: skip
+            members: dict[str, list[str]] = {object_name: [rid]}
+            for r in group:
+                members.setdefault(r.object_name, [])
+                if r.record_id not in members[r.object_name]:
+                    members[r.object_name].append(r.record_id)
+            for name, record_ids in members.items():
+                table = schema.table(name)
+                previous = conn.execute(sa.select(sa.func.max(table.c.SystemModstamp)).where(
+                    table.c.Id.in_(record_ids))).scalar()  # fmt: skip
+                conn.execute(table.update().where(table.c.Id.in_(record_ids), table.c.IsDeleted.is_(True)).values(
+                    IsDeleted=False, SystemModstamp=self._modstamp(previous), LastModifiedDate=self.clock.now(),
+                    LastModifiedById=user))  # fmt: skip
+                conn.execute(t_bin.delete().where(t_bin.c.record_id.in_(record_ids)))
 
     def undelete(self, object_name: str, record_id: str) -> None:
         schema = self.schema()
@@ -637,8 +655,13 @@ class CrmService:
         with self.engine.begin() as conn:
             for name in schema.objects:
                 table = schema.table(name)
-                total += conn.execute(table.delete().where(table.c.IsDeleted.is_(True),
-                                                           table.c.SystemModstamp < cutoff)).rowcount  # fmt: skip
+                gone = [r.Id for r in conn.execute(sa.select(table.c.Id).where(
+                    table.c.IsDeleted.is_(True), table.c.SystemModstamp < cutoff))]  # fmt: skip
+                for start in range(0, len(gone), 1000):
+                    chunk = gone[start : start + 1000]
+                    conn.execute(table.delete().where(table.c.Id.in_(chunk)))
+                    conn.execute(t_bin.delete().where(t_bin.c.record_id.in_(chunk)))
+                total += len(gone)
         return total
 
     # -- merge and lead conversion -----------------------------------------------------------
@@ -671,8 +694,8 @@ class CrmService:
                         {field: master, "SystemModstamp": self._modstamp(None), "LastModifiedById": user}))  # fmt: skip
                     updated += children
             table = schema.table(obj.name)
-            conn.execute(table.update().where(table.c.Id.in_(dups)).values(
-                IsDeleted=True, MasterRecordId=master, SystemModstamp=self._modstamp(None), LastModifiedById=user))  # fmt: skip
+            conn.execute(table.update().where(table.c.Id.in_(dups)).values(MasterRecordId=master))
+            self._delete_tree(conn, schema, obj.name, dups, user)
             conn.execute(table.update().where(table.c.Id == master).values(
                 SystemModstamp=self._modstamp(master_row["SystemModstamp"]), LastModifiedDate=self.clock.now(),
                 LastModifiedById=user))  # fmt: skip
