@@ -95,7 +95,10 @@ class Browser:
 
     def sign_in(self, email: str, password: str = PASSWORD) -> httpx.Response:
         self.get("/app/login")
-        return self.post("/app/login", {"email": email, "password": password})
+        response = self.post("/app/login", {"email": email, "password": password})
+        if response.status_code == 303:
+            self.get("/app")  # picks up the session's CSRF token from the page's forms
+        return response
 
     def close(self) -> None:
         self.client.close()

@@ -5,7 +5,7 @@ CRM service has landed). Sales sees marketing data here without leaving the CRM.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -27,6 +27,16 @@ CrmEditor = Annotated[Principal, Depends(need("crm", Level.EDIT))]
 
 def _crm_service_landed() -> bool:
     return views.landed("renkei.crm.service")
+
+
+def _crm(request: Request, me: Principal) -> Any:
+    """The CRM service acting as the signed-in user's linked CRM user (else the system user)."""
+    from renkei.crm.service import CrmService
+    from renkei.marketing.service import UserService
+
+    engine, clock = request.app.state.engine, request.app.state.clock
+    linked = UserService(engine, clock=clock).get(me.user_id).get("salesforceId")
+    return CrmService(engine, clock=clock, user_id=linked or None)
 
 
 def _kind(kind: str) -> str:
@@ -81,10 +91,7 @@ def convert_lead(
 ) -> Response:
     if not _crm_service_landed():
         raise NotFoundError("lead conversion needs the CRM service, which is not available yet")
-    from renkei.crm.service import CrmService  # type: ignore[import-not-found, unused-ignore]
-
-    crm = CrmService(request.app.state.engine, clock=request.app.state.clock)
-    result = crm.convert_lead(
+    result = _crm(request, me).convert_lead(
         lead_id, opportunity_name=opportunity_name or None, do_not_create_opportunity=bool(no_opportunity)
     )
     return RedirectResponse(f"/app/crm/contacts/{result.contact_id}?message=converted", status_code=303)
@@ -97,8 +104,6 @@ def merge(
     object_name = views.CRM_OBJECTS[_kind(kind)][0]
     if not _crm_service_landed() or object_name == "Opportunity":
         raise NotFoundError("merging needs the CRM service, which is not available yet")
-    from renkei.crm.service import CrmService  # type: ignore[import-not-found, unused-ignore]
-
     ids = [i.strip() for i in duplicate_ids.replace(",", " ").split() if i.strip()]
-    CrmService(request.app.state.engine, clock=request.app.state.clock).merge(object_name, master_id, ids)
+    _crm(request, me).merge(object_name, master_id, ids)
     return RedirectResponse(f"/app/crm/{kind}/{master_id}?message=merged", status_code=303)
