@@ -32,6 +32,7 @@ transaction, with system fields filled as the CRM service fills them.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 import string
 import threading
@@ -46,7 +47,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from renkei.clock import Clock, SystemClock
 from renkei.crm.schema import OPPORTUNITY_STAGES, FieldDef, FieldType, ObjectDef
-from renkei.errors import InputError
+from renkei.errors import FatalError, InputError
 from renkei.ids import KEY_PREFIXES, make_id
 from renkei.store import dynamic
 from renkei.store import tables as t
@@ -445,17 +446,23 @@ _CLOCK_FACES: tuple[str, ...] = tuple(
 
 
 class _CrmRows:
-    """Rows of one CRM object in table-column order, with its defaults and system fields filled."""
+    """Rows of one CRM object: the columns its records set, plus those with a non-null default
+    (the others stay NULL, as the CRM service leaves them); defaults filled, order fixed."""
 
-    def __init__(self, obj: ObjectDef, table: sa.Table) -> None:
-        self.columns = [c.name for c in table.columns]
-        self.defaults: dict[str, Any] = {c: None for c in self.columns}
+    def __init__(self, obj: ObjectDef, table: sa.Table, first: dict[str, Any]) -> None:
+        self.defaults: dict[str, Any] = {c.name: None for c in table.columns}
         for f in obj.fields:
             if f.name in self.defaults and f.default_value is not None:
                 self.defaults[f.name] = f.default_value
         self.defaults["IsDeleted"] = False
+        self.columns = [c for c, v in self.defaults.items() if c in first or v is not None]
+        self._known = frozenset(self.columns)
 
     def row(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        if not values.keys() <= self._known:
+            raise FatalError(
+                f"demo record sets fields outside its columns: {sorted(values.keys() - self._known)}"
+            )
         merged = {**self.defaults, **values}
         return tuple(map(merged.__getitem__, self.columns))
 
@@ -550,9 +557,15 @@ class _DemoBuilder:
         return id_range(prefix, start, n)
 
     def _crm(self, object_name: str, records: Iterable[dict[str, Any]], total: int) -> None:
-        rows = _CrmRows(self.schema.object(object_name), self.schema.table(object_name))
+        """Write the records of one object; every record sets the same fields as the first."""
+        stream = iter(records)
+        first = next(stream, None)
+        if first is None:
+            return
+        table = self.schema.table(object_name)
+        rows = _CrmRows(self.schema.object(object_name), table, first)
         self._write(
-            object_name, self.schema.table(object_name).name, rows.columns, map(rows.row, records), total
+            object_name, table.name, rows.columns, map(rows.row, itertools.chain([first], stream)), total
         )
 
     def _write(
@@ -777,9 +790,9 @@ class _DemoBuilder:
                 created = self._past(8 * 365, 3 * 365 + 10) if old else self._past(3 * 365 - 10, 0)
                 modified = min(self.anchor, created + int(rng.uniform(0, 200)) * _DAY)
                 values: dict[str, Any] = {
-                    "Status": _pick(rng, _LEAD_STATUSES),
-                    "LeadSource": _pick(rng, _LEAD_SOURCES),
-                }
+                    "Status": _pick(rng, _LEAD_STATUSES), "LeadSource": _pick(rng, _LEAD_SOURCES),
+                    "IsConverted": False, "ConvertedDate": None, "ConvertedContactId": None, "ConvertedAccountId": None,
+                }  # fmt: skip
                 if roll < 0.08 and self.contacts:
                     # converted into one of the contacts (same person, same email)
                     contact_index = _below(rng, len(self.contacts))
@@ -858,7 +871,7 @@ class _DemoBuilder:
                 created = self._past(4 * 365, 5)
                 close = created + _int(rng, 20, 240) * _DAY
                 modified = min(self.anchor, close if stage.is_closed else created + _int(rng, 0, 60) * _DAY)
-                dates: dict[str, Any] = {}
+                dates: dict[str, Any] = dict.fromkeys(OPPORTUNITY_DATES)
                 if stage.probability >= 75 or stage.is_closed and rng.random() < 0.7:
                     dates["Quote_Submitted_Date__c"] = self._date(created + _int(rng, 5, 40) * _DAY)
                 if stage.is_won:
