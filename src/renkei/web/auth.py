@@ -94,6 +94,7 @@ class Principal:
     language: str
     csrf_token: str = ""
     scopes: tuple[str, ...] = ()
+    timezone: str = "Asia/Tokyo"
 
     def can(self, section: str, level: Level = Level.VIEW) -> bool:
         return self.role.can(section, level)
@@ -327,15 +328,7 @@ class AuthService:
             return None
         now = self.clock.now()
         with self.engine.begin() as conn:
-            row = (
-                conn.execute(
-                    sa.select(w.web_session, t.ma_user)
-                    .join(t.ma_user, t.ma_user.c.id == w.web_session.c.user_id)
-                    .where(w.web_session.c.id_hash == _digest(raw))
-                )
-                .mappings()
-                .first()
-            )
+            row = _with_user(conn, w.web_session, w.web_session.c.id_hash == _digest(raw))
             if row is None:
                 return None
             if (
@@ -351,13 +344,17 @@ class AuthService:
                     .where(w.web_session.c.id_hash == row["id_hash"])
                     .values(last_seen_at=now, expires_at=now + SESSION_IDLE)
                 )
+        return self._principal(row, csrf_token=row["csrf_token"])
+
+    def _principal(self, row: sa.RowMapping, **extra: Any) -> Principal:
         return Principal(
             user_id=row["user_id"],
             email=row["email"],
             name=_name(row),
             role=self._role_or_none(row["role"]),
             language=row["language"] or "ja",
-            csrf_token=row["csrf_token"],
+            timezone=row["timezone"] or "Asia/Tokyo",
+            **extra,
         )
 
     def _role_or_none(self, name: str) -> Role:
@@ -466,15 +463,7 @@ class AuthService:
         """The owner of a live token; raises ``NotSignedIn`` for an unknown, revoked or expired one."""
         now = self.clock.now()
         with self.engine.begin() as conn:
-            row = (
-                conn.execute(
-                    sa.select(w.web_api_token, t.ma_user)
-                    .join(t.ma_user, t.ma_user.c.id == w.web_api_token.c.user_id)
-                    .where(w.web_api_token.c.token_hash == _digest(raw))
-                )
-                .mappings()
-                .first()
-            )
+            row = _with_user(conn, w.web_api_token, w.web_api_token.c.token_hash == _digest(raw))
             if (
                 row is None
                 or row["revoked_at"] is not None
@@ -485,14 +474,7 @@ class AuthService:
             conn.execute(
                 w.web_api_token.update().where(w.web_api_token.c.id == row["id"]).values(last_used_at=now)
             )
-        return Principal(
-            user_id=row["user_id"],
-            email=row["email"],
-            name=_name(row),
-            role=self._role_or_none(row["role"]),
-            language=row["language"] or "ja",
-            scopes=tuple(row["scopes"]),
-        )
+        return self._principal(row, scopes=tuple(row["scopes"]))
 
     # -- audit log and secrets ------------------------------------------------------------------
     def _audit(
@@ -567,6 +549,12 @@ class AuthService:
                 sa.select(w.web_credential.c.password_hash).where(w.web_credential.c.user_id == user_id)
             ).scalar()
         return stored is not None and _verify(stored, password)
+
+
+def _with_user(conn: Connection, table: sa.Table, where: sa.ColumnElement[bool]) -> sa.RowMapping | None:
+    """A session or token row with its user's columns."""
+    query = sa.select(table, t.ma_user).join(t.ma_user, t.ma_user.c.id == table.c.user_id).where(where)
+    return conn.execute(query).mappings().first()
 
 
 def demo_login_file(database_url: str) -> Path:

@@ -65,12 +65,12 @@ def home() -> RedirectResponse:
     return _see_other("/app")
 
 
-@router.get("/login")
-def login_page(request: Request, next: str = "/app", error: str = "") -> Response:
+def _login_form(request: Request, status_code: int = 200, **context: Any) -> Response:
+    """The sign-in page with a fresh double-submit CSRF token (cookie and hidden field)."""
     token = secrets.token_urlsafe(32)
-    response = render(
-        request, "login.html", {"next": _safe_next(next), "error": error}, principal=None, csrf=token
-    )
+    context.setdefault("error", "")
+    context["next"] = _safe_next(str(context.get("next", "/app")))
+    response = render(request, "login.html", context, principal=None, status_code=status_code, csrf=token)
     response.set_cookie(
         a.LOGIN_CSRF_COOKIE,
         token,
@@ -80,6 +80,11 @@ def login_page(request: Request, next: str = "/app", error: str = "") -> Respons
         path="/app",
     )
     return response
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "/app") -> Response:
+    return _login_form(request, next=next)
 
 
 def _safe_next(target: str) -> str:
@@ -97,24 +102,7 @@ def login(
     try:
         user = service.authenticate(email, password, ip=a.client_ip(request))
     except (a.LoginRefused, a.TooManyAttempts) as exc:
-        token = secrets.token_urlsafe(32)
-        status = exc.http_status
-        response = render(
-            request,
-            "login.html",
-            {"next": _safe_next(next), "error": exc.code, "email": email},
-            principal=None,
-            status_code=status,
-            csrf=token,
-        )
-        response.set_cookie(
-            a.LOGIN_CSRF_COOKIE,
-            token,
-            httponly=True,
-            secure=_cookie_secure(request),
-            samesite="strict",
-            path="/app",
-        )
+        response = _login_form(request, exc.http_status, next=next, error=exc.code, email=email)
         if isinstance(exc, a.TooManyAttempts):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response

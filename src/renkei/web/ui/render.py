@@ -118,7 +118,7 @@ def render(
     csrf: str | None = None,
 ) -> HTMLResponse:
     language = negotiate(request, principal)
-    tz = "Asia/Tokyo"
+    tz = principal.timezone if principal is not None else "Asia/Tokyo"
     env = environment()
     trans = translations(language)
     page = env.get_template(f"app/{template}")
