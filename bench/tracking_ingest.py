@@ -91,6 +91,26 @@ def _wait_for(port: int) -> None:
     raise RuntimeError("server did not start")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far (Linux /proc)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            pids += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            continue
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=20)
@@ -119,10 +139,12 @@ def main() -> None:
             for _ in range(args.clients)
         ]
         started = time.monotonic()
+        cpu_before = _cpu_seconds(server.pid)
         for p in procs:
             p.start()
         results = [out.get() for _ in procs]
         elapsed = time.monotonic() - started
+        server_cpu = _cpu_seconds(server.pid) - cpu_before
         for p in procs:
             p.join()
     finally:
@@ -142,6 +164,8 @@ def main() -> None:
     print(
         f"acknowledged {acked:,} hits ({refused:,} refused) → {rate:,.0f} hits/s; target 5,000 → ratio {rate / 5000:.2f}x"
     )
+    print(f"server CPU {server_cpu:.1f} s → {acked / max(server_cpu, 0.001):,.0f} hits per server CPU-second; "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"stored {stored:,} page views, {visitors:,} visitors, {visits:,} visits; "
           f"lost acknowledged hits: {max(0, acked - stored)}")  # fmt: skip
     if stored < acked:
