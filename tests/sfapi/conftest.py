@@ -16,10 +16,9 @@ import uvicorn
 from sqlalchemy.engine import Engine
 
 from renkei.cli.cmd_devcert import write_dev_cert
-from renkei.clock import SystemClock
-from renkei.ids import make_id
+from renkei.clock import FixedClock, SystemClock, TickingClock
+from renkei.crm.service import CrmService
 from renkei.sfapi.auth import TokenService
-from renkei.store.tables import CRM_TABLES
 from renkei.web.app import create_app
 
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
@@ -31,18 +30,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def add_user(engine: Engine, username: str, email: str, *, number: int = 900, active: bool = True) -> str:
-    """A CRM User row (the OAuth/token layer only reads Users; CRM writes go through CrmService)."""
-    user_id = make_id("005", number)
-    row = {
-        "Id": user_id, "IsDeleted": False, "CreatedDate": T0, "CreatedById": user_id, "LastModifiedDate": T0,
-        "LastModifiedById": user_id, "SystemModstamp": T0, "Username": username, "LastName": "Tester",
-        "Alias": "tester", "Email": email, "IsActive": active, "TimeZoneSidKey": "Asia/Tokyo",
-        "LocaleSidKey": "ja_JP", "EmailEncodingKey": "UTF-8", "LanguageLocaleKey": "ja",
-    }  # fmt: skip
-    with engine.begin() as conn:
-        conn.execute(CRM_TABLES["User"].insert().values(row))
-    return user_id
+def add_user(engine: Engine, username: str, email: str, *, active: bool = True) -> str:
+    """A CRM User (tokens belong to Users)."""
+    values = {
+        "Username": username,
+        "LastName": "Tester",
+        "Alias": "tester",
+        "Email": email,
+        "IsActive": active,
+    }
+    return CrmService(engine).create("User", values)
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +57,7 @@ class Server:
     token: str
     user_id: str
     engine: Engine
+    clock: FixedClock
 
     def session(self) -> requests.Session:
         s = requests.Session()
@@ -93,17 +91,6 @@ def run_server(app: object, port: int, tls: Path | None) -> Iterator[None]:
         thread.join(10)
 
 
-def crm_module_setting() -> dict[str, object]:
-    """The real CRM service when it exists, else the stand-in in fake_crm.py."""
-    try:
-        import renkei.crm.service  # noqa: F401
-    except ImportError:
-        from . import fake_crm_module
-
-        return {"crm_module": fake_crm_module}
-    return {}
-
-
 @pytest.fixture
 def api_limit() -> int:
     return 15_000
@@ -132,8 +119,15 @@ def _serve(
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     user_id = add_user(engine, "api@example.jp", "API.User@example.jp")
-    token = TokenService(engine).issue(TokenService(engine).find_user("api@example.jp")).access_token
     port = free_port()
-    app = create_app(engine, SystemClock(), api_daily_limit=api_limit, **crm_module_setting())
+    # The server's clock stands still unless a test moves it (``server.clock.advance``);
+    # TickingClock keeps every reading distinct.
+    fixed = FixedClock(SystemClock().now())
+    clock = TickingClock(fixed)
+    tokens = TokenService(engine, clock=clock)
+    token = tokens.issue(tokens.find_user("api@example.jp")).access_token
+    app = create_app(engine, clock, api_daily_limit=api_limit)
     for _ in run_server(app, port, tls_dir):
-        yield Server(f"https://127.0.0.1:{port}", port, str(tls_dir / "ca.pem"), token, user_id, engine)
+        yield Server(
+            f"https://127.0.0.1:{port}", port, str(tls_dir / "ca.pem"), token, user_id, engine, fixed
+        )

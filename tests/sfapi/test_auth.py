@@ -44,8 +44,8 @@ def test_limits_and_limit_header_count_each_call(sqlite_server: Server) -> None:
     second = s.get(sqlite_server.base + "/services/data/v60.0/limits/", timeout=10)
     assert first.headers["Sforce-Limit-Info"] == "api-usage=1/15000"
     assert second.headers["Sforce-Limit-Info"] == "api-usage=2/15000"
-    # The body is computed before the call itself is logged.
-    assert second.json() == {"DailyApiRequests": {"Max": 15000, "Remaining": 14999}}
+    # The body counts the call itself, like the header.
+    assert second.json() == {"DailyApiRequests": {"Max": 15000, "Remaining": 14998}}
     log = ApiUsage(sqlite_server.engine).log()
     assert [(e.method, e.path, e.status, e.records, e.user_id) for e in log] == [
         ("GET", "/services/data/v60.0/limits", 200, 0, sqlite_server.user_id),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 import requests
 from simple_salesforce import Salesforce
@@ -111,11 +109,16 @@ def test_query_paging_with_batch_size_and_query_all(server: Server) -> None:
 
 def test_updated_and_deleted_windows(server: Server) -> None:
     sf = client(server)
-    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    start = server.clock.now()
     lead = sf.Lead
     a = lead.create({"LastName": "A", "Company": "W"})["id"]
     b = lead.create({"LastName": "B", "Company": "W"})["id"]
-    lead.delete(b)
-    end = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
-    assert set(sf.Lead.updated(start, end)["ids"]) >= {a}
-    assert [r["id"] for r in sf.Lead.deleted(start, end)["deletedRecords"]] == [b]
+    assert lead.delete(b) == 204
+    # Windows cover whole minutes up to the server's "now": move past the current minute.
+    server.clock.advance(minutes=2)
+    end = server.clock.now()
+    updated = sf.Lead.updated(start, end)
+    assert updated["ids"] == [a]
+    deleted = sf.Lead.deleted(start, end)
+    assert [r["id"] for r in deleted["deletedRecords"]] == [b]
+    assert deleted["latestDateCovered"].endswith(":00.000+0000")

@@ -8,17 +8,15 @@ the response body; errors are ``renkei.errors`` exceptions that the web layer re
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from renkei import ids
-from renkei.crm.schema import ObjectDef
+from renkei.clock import sf_datetime
+from renkei.crm.service import CrmService, SaveResult, to_api
 from renkei.errors import FieldError, InputError, NotFoundError, RenkeiError
 from renkei.sfapi.cursors import QueryCursors
-
-if TYPE_CHECKING:
-    from renkei.crm.service import CrmService, SaveResult
 
 #: sObject Collections: at most this many records per request.
 COLLECTION_LIMIT = 200
@@ -73,18 +71,10 @@ class _Slot:
 
 
 class SalesforceApi:
-    def __init__(
-        self,
-        crm: CrmService,
-        cursors: QueryCursors,
-        *,
-        base_path: str,
-        to_api: Callable[[Mapping[str, Any], ObjectDef], dict[str, Any]],
-    ) -> None:
+    def __init__(self, crm: CrmService, cursors: QueryCursors, *, base_path: str) -> None:
         self.crm = crm
         self.cursors = cursors
         self.base_path = base_path
-        self.to_api = to_api
 
     # -- metadata ----------------------------------------------------------------------------
 
@@ -119,7 +109,7 @@ class SalesforceApi:
     def get(self, object_name: str, record_id: str, fields: str | None) -> dict[str, Any]:
         names = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
         record = self.crm.get(object_name, normalize_id(record_id), names)
-        return self.to_api(record, self.crm.schema().object(object_name))
+        return to_api(record, self.crm.schema().object(object_name))
 
     def update(self, object_name: str, record_id: str, body: Any) -> None:
         values = _record_body(body)
@@ -150,14 +140,12 @@ class SalesforceApi:
         return self.cursors.page(locator)
 
     def updated(self, object_name: str, start: str | None, end: str | None) -> dict[str, Any]:
-        return self.crm.updated(
-            object_name, parse_window_param("start", start), parse_window_param("end", end)
-        )
+        window = parse_window_param("start", start), parse_window_param("end", end)
+        return dict(_wire(self.crm.updated(object_name, *window)))
 
     def deleted(self, object_name: str, start: str | None, end: str | None) -> dict[str, Any]:
-        return self.crm.deleted(
-            object_name, parse_window_param("start", start), parse_window_param("end", end)
-        )
+        window = parse_window_param("start", start), parse_window_param("end", end)
+        return dict(_wire(self.crm.deleted(object_name, *window)))
 
     # -- sObject Collections -----------------------------------------------------------------
 
@@ -255,6 +243,17 @@ class SalesforceApi:
             for slot, res in zip(rows, saved, strict=True):
                 results[slot.index] = res.to_dict()
         return [r if r is not None else _failure(None, [ROLLED_BACK]) for r in results]
+
+
+def _wire(value: Any) -> Any:
+    """Datetimes in Salesforce's format, at any depth."""
+    if isinstance(value, dt.datetime):
+        return sf_datetime(value)
+    if isinstance(value, Mapping):
+        return {k: _wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_wire(v) for v in value]
+    return value
 
 
 def _failure(record_id: str | None, errors: Sequence[FieldError]) -> dict[str, Any]:

@@ -95,7 +95,10 @@ class ApiUsage:
             rows = conn.execute(query).all()
         return [LoggedRequest(r.at, r.user_id, r.method, r.path, r.status, r.records) for r in rows]
 
-    def limits(self) -> dict[str, dict[str, int]]:
-        """The ``limits`` resource: only the allocation renkei enforces (no Bulk API limits)."""
-        remaining = self.remaining()
+    def limits(self, *, in_flight: int = 1) -> dict[str, dict[str, int]]:
+        """The ``limits`` resource: only the allocation renkei enforces (no Bulk API limits).
+
+        ``in_flight`` counts the calls being answered, not logged yet (the ``limits`` call itself),
+        so the body agrees with that response's ``Sforce-Limit-Info``."""
+        remaining = max(self.daily_limit - self.used() - in_flight, 0)
         return {"DailyApiRequests": {"Max": self.daily_limit, "Remaining": remaining}}

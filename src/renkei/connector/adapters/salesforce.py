@@ -18,6 +18,7 @@ import datetime as dt
 import os
 import random
 import re
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -199,7 +200,9 @@ class SalesforceClient:
     @property
     def http(self) -> httpx.Client:
         if self._http is None:
-            verify: Any = str(self.config.ca_file) if self.config.ca_file else True
+            verify: Any = (
+                ssl.create_default_context(cafile=str(self.config.ca_file)) if self.config.ca_file else True
+            )
             self._http = httpx.Client(
                 base_url=self.config.instance_url.rstrip("/"),
                 timeout=self.config.timeout_seconds,
@@ -362,8 +365,11 @@ class SalesforceClient:
     ) -> tuple[list[dict[str, Any]], bool]:
         """Records (deleted ones included) whose (SystemModstamp, Id) is after ``after``, oldest first.
 
-        SOQL datetimes have whole seconds, so the query starts at the watermark's second and the rows
-        at or before the watermark are dropped here. Returns (records, done)."""
+        SOQL datetimes have whole seconds, so the query starts at the watermark's second and older
+        rows are dropped here. The API gives SystemModstamp to the millisecond, so rows stamped in
+        the watermark's own millisecond come again (except the watermark's record): delivery is
+        at-least-once there, which the sync engine absorbs (same values, no change). Returns
+        (records, done)."""
         wanted = list(dict.fromkeys(["Id", "SystemModstamp", "IsDeleted", *fields]))
         soql = f"SELECT {', '.join(wanted)} FROM {object_name}"
         if after is not None:
@@ -372,8 +378,8 @@ class SalesforceClient:
         out: list[dict[str, Any]] = []
         for page in self.query_pages(soql, include_deleted=True):
             for rec in page["records"]:
-                key = (parse_sf_datetime(rec["SystemModstamp"]), rec["Id"])
-                if after is not None and key <= after:
+                stamp = parse_sf_datetime(rec["SystemModstamp"])
+                if after is not None and (stamp < after[0] or (stamp, rec["Id"]) == after):
                     continue
                 out.append(rec)
                 if len(out) >= limit:

@@ -4,7 +4,6 @@ included (``[{"message","errorCode","fields"}]``); counted requests carry ``Sfor
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -15,6 +14,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 
+from renkei.crm.service import CrmService
 from renkei.errors import RenkeiError
 from renkei.sfapi import SUPPORTED_VERSIONS
 from renkei.sfapi.auth import CrmUser, InvalidSessionError, OAuthError, TokenService
@@ -95,15 +95,10 @@ User = Annotated[CrmUser, Depends(authenticated)]
 
 
 def _api(request: Request, user: CrmUser, version: str) -> SalesforceApi:
-    settings = getattr(request.app.state, "settings", {}) or {}
-    # The CRM implementation: a module with ``CrmService`` and ``to_api`` (the app setting
-    # ``crm_module`` lets a test run the API over a stand-in).
-    crm_module = settings.get("crm_module") or importlib.import_module("renkei.crm.service")
     engine, clock = request.app.state.engine, request.app.state.clock
     base = f"/services/data/v{version}"
-    crm = crm_module.CrmService(engine, clock=clock, user_id=user.id)
-    cursors = QueryCursors(engine, clock=clock, base_path=base)
-    return SalesforceApi(crm, cursors, base_path=base, to_api=crm_module.to_api)
+    crm = CrmService(engine, clock=clock, user_id=user.id)
+    return SalesforceApi(crm, QueryCursors(engine, clock=clock, base_path=base), base_path=base)
 
 
 def _count(request: Request, n: int) -> None:
