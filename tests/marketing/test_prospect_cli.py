@@ -67,7 +67,7 @@ def test_bad_input_exits_1_with_one_line(cli_env: str) -> None:
         (("prospect", "get", "nobody@example.jp"), "error: NOT_FOUND: no prospect with email 'nobody@example.jp'"),
         (("prospect", "list", "--order-by", "nope"), "error: INVALID_FIELD: cannot order by unknown field 'nope'"),
         (("prospect", "field", "add", "X", "--type", "colour"),
-         "error: INVALID_TYPE: unknown field type 'colour' (one of: text, textarea, longtextarea, email, phone, url, "
+         "error: INVALID_TYPE: unknown field type 'colour' (use text, textarea, longtextarea, email, phone, url, "
          "number, currency, percent, checkbox, date, datetime, picklist, multipicklist)"),
     ]  # fmt: skip
     for args, line in cases:

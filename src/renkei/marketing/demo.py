@@ -46,7 +46,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from renkei.clock import Clock, SystemClock
-from renkei.crm.schema import OPPORTUNITY_STAGES, FieldDef, FieldType, ObjectDef
+from renkei.crm.schema import OPPORTUNITY_STAGES, ObjectDef
+from renkei.crm.service import CrmService
 from renkei.errors import FatalError, InputError
 from renkei.ids import KEY_PREFIXES, make_id
 from renkei.store import dynamic
@@ -153,38 +154,23 @@ def load_demo(
             "the database already holds CRM records; load the demo into an empty database (or pass --if-empty)",
             code="NOT_EMPTY",
         )
-    now = (clock or SystemClock()).now()
-    ensure_custom_fields(engine, now)
+    clock = clock or SystemClock()
+    now = clock.now()
+    ensure_custom_fields(engine, clock)
     with engine.begin() as conn:
         builder = _DemoBuilder(conn, spec, seed, now, progress or (lambda step, done, total: None))
         counts = builder.build()
     return LoadResult(size, seed, False, counts, time.perf_counter() - started)
 
 
-def ensure_custom_fields(engine: Engine, now: dt.datetime) -> None:
+def ensure_custom_fields(engine: Engine, clock: Clock) -> None:
     """The demo's custom CRM fields (checkboxes on Lead and Contact, dates on Opportunity)."""
-    with engine.begin() as conn:
-        schema = dynamic.load_crm_schema(conn)
-        missing = [(o, n, lbl) for o, n, lbl in _CUSTOM_FIELDS if schema.object(o).field(n) is None]
-        for object_name, api_name, label in missing:
-            type_ = FieldType.DATE if object_name == "Opportunity" else FieldType.BOOLEAN
-            boolean = type_ is FieldType.BOOLEAN
-            f = FieldDef(
-                api_name, type_, label=label, nillable=not boolean, defaulted_on_create=boolean,
-                default_value=False if boolean else None, custom=True,
-            )  # fmt: skip
-            conn.execute(
-                t.crm_custom_field.insert().values(
-                    object_name=object_name,
-                    api_name=api_name,
-                    definition=dynamic.field_to_json(f),
-                    created_at=now,
-                    created_by="demo",
-                )  # fmt: skip
-            )
-            dynamic.add_column(conn, schema.table(object_name).name, f)
-    with engine.connect() as conn:
-        dynamic.invalidate(conn)
+    crm = CrmService(engine, clock=clock)
+    schema = crm.schema()
+    for object_name, api_name, label in _CUSTOM_FIELDS:
+        if schema.object(object_name).field(api_name) is None:
+            kind = "date" if object_name == "Opportunity" else "checkbox"
+            crm.add_field(object_name, api_name, kind, label=label, actor="demo")
 
 
 # ---------------------------------------------------------------------------------------------

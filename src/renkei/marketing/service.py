@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,7 +17,8 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from renkei.clock import Clock, SystemClock, ensure_utc
 from renkei.core.identity import email_key
-from renkei.crm.schema import CUSTOM_FIELD_TYPES, CUSTOM_NAME, FieldDef, FieldType, PicklistValue
+from renkei.crm.schema import FieldDef, FieldType
+from renkei.crm.service import make_custom_field
 from renkei.errors import FieldError, InputError, NotFoundError, ValidationError
 from renkei.marketing.schema import GRADES, PROSPECT_FIELDS, PROSPECT_WRITABLE
 from renkei.store import dynamic
@@ -211,73 +212,6 @@ def to_json(record: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-def custom_field_def(
-    api_name: str,
-    type: str,
-    *,
-    length: int | None = None,
-    precision: int | None = None,
-    scale: int | None = None,
-    values: Sequence[str] = (),
-    restricted: bool = False,
-    label: str | None = None,
-) -> FieldDef:
-    """A custom field definition from the ``field add`` options, with Salesforce's limits."""
-    field_type = CUSTOM_FIELD_TYPES.get(type.lower())
-    if field_type is None:
-        raise InputError(
-            f"unknown field type {type!r} (one of: {', '.join(CUSTOM_FIELD_TYPES)})", code="INVALID_TYPE"
-        )
-    if not CUSTOM_NAME.match(api_name) or len(api_name) > 43:
-        raise InputError(
-            f"invalid field name {api_name!r}: letters, digits and single underscores, starting with a letter",
-            code="INVALID_FIELD",
-        )
-    text_limits = {"text": (255, 255), "textarea": (255, 255), "longtextarea": (32768, 131072)}
-    fixed_lengths = {FieldType.EMAIL: 80, FieldType.PHONE: 40, FieldType.URL: 255}
-    size = 0
-    if type.lower() in text_limits:
-        default, maximum = text_limits[type.lower()]
-        size = default if length is None else length
-        if not 1 <= size <= maximum:
-            raise InputError(f"{api_name}: length must be between 1 and {maximum}", code="INVALID_LENGTH")
-    elif field_type in fixed_lengths:
-        size = fixed_lengths[field_type]
-    elif field_type in (FieldType.PICKLIST, FieldType.MULTIPICKLIST):
-        size = 4099 if field_type is FieldType.MULTIPICKLIST else 255
-    digits, places = 0, 0
-    if field_type in (FieldType.DOUBLE, FieldType.CURRENCY, FieldType.PERCENT):
-        digits = 18 if precision is None else precision
-        places = (2 if field_type is FieldType.CURRENCY else 0) if scale is None else scale
-        if not (1 <= digits <= 18 and 0 <= places <= digits):
-            raise InputError(
-                f"{api_name}: need 1 <= precision <= 18 and 0 <= scale <= precision", code="INVALID_PRECISION"
-            )
-    picklist = tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
-    if field_type in (FieldType.PICKLIST, FieldType.MULTIPICKLIST):
-        if not picklist:
-            raise InputError(f"{api_name}: a picklist needs --values", code="REQUIRED_FIELD_MISSING")
-    elif picklist or restricted:
-        raise InputError(
-            f"{api_name}: --values/--restricted apply to picklists only", code="INVALID_ARGUMENT"
-        )
-    boolean = field_type is FieldType.BOOLEAN
-    return FieldDef(
-        api_name,
-        field_type,
-        label=label or "",
-        length=size,
-        precision=digits,
-        scale=places,
-        nillable=not boolean,
-        defaulted_on_create=boolean,
-        default_value=False if boolean else None,
-        custom=True,
-        picklist_values=tuple(PicklistValue(v) for v in picklist),
-        restricted_picklist=restricted,
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -516,9 +450,9 @@ class ProspectService:
 
     def add_field(self, name: str, type: str, **options: Any) -> FieldDef:
         """A prospect custom field (``__c`` appended when missing): a definition row and a column.
-        ``options`` are ``custom_field_def``'s: length, precision, scale, values, restricted, label."""
+        ``options`` are the CRM's (``make_custom_field``): length, precision, scale, values, restricted, label."""
         api_name = name.strip() if name.strip().endswith("__c") else name.strip() + "__c"
-        f = custom_field_def(api_name, type, **options)
+        f = make_custom_field(api_name, type, **options)
         with self.engine.begin() as conn:
             schema = dynamic.load_prospect_schema(conn)
             existing = {n.lower() for n in schema.fields} | {c.name.lower() for c in schema.table.columns}
@@ -813,7 +747,6 @@ __all__ = [
     "UserService",
     "coerce_record",
     "coerce_value",
-    "custom_field_def",
     "parse_prospect_id",
     "read_setting",
     "to_json",
