@@ -280,3 +280,47 @@ class V5Reader:
             order.append(columns[name].desc() if direction == "DESC" else columns[name].asc())
         order.append(columns["id"].asc())  # a total order, so pages never overlap
         return order
+
+
+def checked_values(table: sa.Table, values: Mapping[str, Any], writable: Sequence[str]) -> dict[str, Any]:
+    """JSON values for a marketing table, each checked against its column's type (v5 errors)."""
+    bad = sorted(k for k in values if k not in writable)
+    if bad:
+        raise V5Error(NOT_WRITABLE, f"Fields are not writable: {', '.join(bad)}")
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        column = table.c[name]
+        if value is None:
+            out[name] = None
+            continue
+        python_type = column.type.python_type
+        if (
+            python_type is bool
+            and isinstance(value, bool)
+            or python_type is int
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+            and abs(value) <= 2**62
+        ):
+            out[name] = value
+        elif python_type is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+        elif python_type is str and isinstance(value, str):
+            length = getattr(column.type, "length", None)
+            if length is not None and len(value) > length:
+                raise V5Error(INVALID_VALUE, f"{name}: at most {length} characters")
+            out[name] = value
+        elif python_type is dt.date and isinstance(value, str):
+            out[name] = _coerce(column, value, name)
+        else:
+            raise V5Error(INVALID_VALUE, f"{name}: expected a {python_type.__name__}, got {value!r}")
+    return out
+
+
+def membership_id(engine: Engine, list_id: int, prospect_id: int) -> int:
+    m = t.list_membership.c
+    with engine.connect() as conn:
+        found = conn.execute(sa.select(m.id).where(m.listId == list_id, m.prospectId == prospect_id)).scalar()
+    if found is None:
+        raise V5Error(NO_SUCH_RECORD, f"prospect {prospect_id} is not on list {list_id}", http_status=404)
+    return int(found)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from renkei.errors import ConflictError, InputError, NotFoundError, RenkeiError, ValidationError
@@ -28,6 +28,18 @@ from renkei.web.v5objects import ObjectName, V5Error, V5Reader
 class V5ErrorBody(BaseModel):
     code: int
     message: str
+
+
+class UpsertBody(BaseModel):
+    matchEmail: str = Field(min_length=1, max_length=255)
+    prospect: dict[str, Any] = Field(default_factory=dict)
+    fields: list[str] | None = None
+    secondaryDeletedSearch: bool = True
+
+
+class MembershipBody(BaseModel):
+    listId: int
+    prospectId: int
 
 
 class V5Page(BaseModel):
@@ -226,4 +238,143 @@ async def delete_prospect(request: Request, record_id: int, who: Writer) -> Resp
     service = _prospects(request, who)
     await run_in_threadpool(_get_live_prospect, service, record_id)
     await run_in_threadpool(service.delete, record_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/prospects/do/upsertLatestByEmail", summary="Update the latest prospect with this email, else create one"
+)
+async def upsert_latest_by_email(
+    request: Request, who: Writer, body: Annotated[UpsertBody, Body()]
+) -> dict[str, Any]:
+    _check_writable(body.prospect)
+    service = _prospects(request, who)
+
+    def upsert() -> dict[str, Any]:
+        found = service.find_by_email(body.matchEmail, include_deleted=body.secondaryDeletedSearch)
+        live = [p for p in found if not p.get("isDeleted")]
+        pool = live or found
+        if not pool:
+            return dict(service.create({"email": body.matchEmail, **body.prospect}))
+        latest = max(pool, key=lambda p: (p["updatedAt"], p["id"]))
+        if latest.get("isDeleted"):
+            service.undelete(latest["id"])
+        return dict(service.update(latest["id"], body.prospect))
+
+    record = await run_in_threadpool(upsert)
+    return _shape(record, tuple(body.fields) if body.fields else None)
+
+
+@router.post("/prospects/{record_id}/do/undelete", summary="Restore a prospect from the recycle bin")
+async def undelete_prospect(
+    request: Request, record_id: int, who: Writer, fields: FieldsParam = None
+) -> dict[str, Any]:
+    wanted = _fields_or_all(fields)
+    service = _prospects(request, who)
+    if abs(record_id) > 2**62:
+        raise V5Error(v5.NO_SUCH_RECORD, f"No prospect with id {record_id}", http_status=404)
+    return _shape(await run_in_threadpool(service.undelete, record_id), wanted)
+
+
+# -- lists, campaigns, list memberships --------------------------------------------------------
+
+_LIST_WRITABLE = ("name", "title", "description", "isPublic", "isCrmVisible", "folderId", "campaignId")
+_CAMPAIGN_WRITABLE = ("name", "cost", "folderId", "parentCampaignId", "isActive", "startDate", "endDate")
+RecordBody = Annotated[dict[str, Any], Body(description="Fields by v5 name.")]
+
+
+def _table_service(request: Request, who: Principal, kind: str) -> Any:
+    from renkei.marketing.service import CampaignService, ListService
+
+    cls = ListService if kind == "lists" else CampaignService
+    return cls(request.app.state.engine, clock=request.app.state.clock, actor=who.email)
+
+
+def _write_values(kind: str, values: dict[str, Any]) -> dict[str, Any]:
+    from renkei.store import tables as t
+
+    table, writable = (t.list_, _LIST_WRITABLE) if kind == "lists" else (t.campaign, _CAMPAIGN_WRITABLE)
+    return v5.checked_values(table, values, writable)
+
+
+def _check_id(record_id: int) -> None:
+    if abs(record_id) > 2**62:
+        raise V5Error(v5.NO_SUCH_RECORD, f"No record with id {record_id}", http_status=404)
+
+
+@router.post("/lists", status_code=201, summary="Create a static list")
+async def create_list(
+    request: Request, who: Writer, values: RecordBody, fields: FieldsParam = None
+) -> dict[str, Any]:
+    row = _write_values("lists", values)
+    return _shape(
+        await run_in_threadpool(_table_service(request, who, "lists").create, row), _fields_or_all(fields)
+    )
+
+
+@router.patch("/lists/{record_id}", summary="Update a list")
+async def update_list(
+    request: Request, record_id: int, who: Writer, values: RecordBody, fields: FieldsParam = None
+) -> dict[str, Any]:
+    _check_id(record_id)
+    row = _write_values("lists", values)
+    updated = await run_in_threadpool(_table_service(request, who, "lists").update, record_id, row)
+    return _shape(updated, _fields_or_all(fields))
+
+
+@router.delete("/lists/{record_id}", status_code=204, summary="Delete a list and its memberships")
+async def delete_list(request: Request, record_id: int, who: Writer) -> Response:
+    _check_id(record_id)
+    await run_in_threadpool(_table_service(request, who, "lists").delete, record_id)
+    return Response(status_code=204)
+
+
+@router.post("/campaigns", status_code=201, summary="Create a campaign")
+async def create_campaign(
+    request: Request, who: Writer, values: RecordBody, fields: FieldsParam = None
+) -> dict[str, Any]:
+    row = _write_values("campaigns", values)
+    created = await run_in_threadpool(_table_service(request, who, "campaigns").create, row)
+    return _shape(created, _fields_or_all(fields))
+
+
+@router.patch("/campaigns/{record_id}", summary="Update a campaign")
+async def update_campaign(
+    request: Request, record_id: int, who: Writer, values: RecordBody, fields: FieldsParam = None
+) -> dict[str, Any]:
+    _check_id(record_id)
+    row = _write_values("campaigns", values)
+    updated = await run_in_threadpool(_table_service(request, who, "campaigns").update, record_id, row)
+    return _shape(updated, _fields_or_all(fields))
+
+
+@router.post("/list-memberships", status_code=201, summary="Add a prospect to a static list")
+async def create_membership(
+    request: Request, who: Writer, body: Annotated[MembershipBody, Body()]
+) -> dict[str, Any]:
+    from renkei.marketing.service import ListService
+
+    _check_id(body.listId)
+    _check_id(body.prospectId)
+    engine = request.app.state.engine
+    lists = ListService(engine, clock=request.app.state.clock, actor=who.email)
+    await run_in_threadpool(lists.add_prospects, body.listId, [body.prospectId])
+    membership = await run_in_threadpool(v5.membership_id, engine, body.listId, body.prospectId)
+    reader = _reader(request)
+    fields = ("id", "listId", "prospectId", "optedOut", "createdAt", "updatedAt")
+    return await run_in_threadpool(reader.read, ObjectName.LIST_MEMBERSHIPS, membership, fields)
+
+
+@router.delete(
+    "/list-memberships/{record_id}", status_code=204, summary="Remove a prospect from a static list"
+)
+async def delete_membership(request: Request, record_id: int, who: Writer) -> Response:
+    from renkei.marketing.service import ListService
+
+    _check_id(record_id)
+    row = await run_in_threadpool(
+        _reader(request).read, ObjectName.LIST_MEMBERSHIPS, record_id, ("listId", "prospectId")
+    )
+    lists = ListService(request.app.state.engine, clock=request.app.state.clock, actor=who.email)
+    await run_in_threadpool(lists.remove_prospects, row["listId"], [row["prospectId"]])
     return Response(status_code=204)
