@@ -65,7 +65,7 @@ def test_rule_fires_once_then_repeats_when_set(engine: Engine) -> None:
     assert get(engine, a)["lastActivityAt"] == T0  # actions are not activities
     assert automation.run_all() == []  # once per prospect
     assert [n["message"] for n in automation.notifications(users[0])] == ["MQLになりました"]
-    assert TagService(engine).tags_of("Prospect", a) == ["MQL"]
+    assert TagService(engine).tags_of("prospect", a) == ["MQL"]
 
     automation.save_rule("MQL判定", {**rule, "repeat": True, "repeat_after_days": 1, "max_runs": 2})
     assert automation.run_all() == []  # not yet a day later
@@ -86,7 +86,7 @@ def test_match_any_with_list_tag_field_and_grade(engine: Engine) -> None:
     c = prospect(engine, clk, "c@example.jp", grade="B")
     d = prospect(engine, clk, "d@example.jp")
     ListService(engine, clock=clk).add_prospects(lst["id"], [b])
-    TagService(engine, clock=clk).add("VIP", "Prospect", d)
+    TagService(engine, clock=clk).add("VIP", "prospect", d)
     automation = AutomationService(engine, clock=clk)
     rule = automation.save_rule("振り分け", {
         "match": "any",
@@ -102,6 +102,26 @@ def test_match_any_with_list_tag_field_and_grade(engine: Engine) -> None:
     assert [m["prospectId"] for m in ListService(engine).members(target["id"])] == [a, b, c, d]
     assert get(engine, a)["territory"] == "西日本"
     assert automation.preview(rule["id"]) == []
+
+
+def test_rule_in_the_shared_rule_language(engine: Engine) -> None:
+    clk = clock()
+    a = prospect(engine, clk, "a@example.jp", company="株式会社A")
+    b = prospect(engine, clk, "b@example.jp")
+    ActivityService(engine, clock=clk).record(
+        NewActivity(ActivityType.SUCCESS, AssetKind.FORM, prospect_id=a, refs={"formId": 1})
+    )
+    automation = AutomationService(engine, clock=clk)
+    text = "all(score >= 50, has activity(type in (SUCCESS), within last 7 days), company is not empty)"
+    saved = automation.save_rule(
+        "フォーム送信者", {"rule": text, "actions": [{"type": "add_tag", "tag": "hot"}]}
+    )
+    assert automation.preview(saved["id"]) == [a]
+    automation.set_paused(saved["id"], False)
+    assert [(r["prospectId"], r["actions"]) for r in automation.run_for([a, b])] == [(a, ["tagged hot"])]
+    assert automation.run_for([a, b]) == []
+    with pytest.raises(ConfigError, match="rule:"):
+        RuleDefinition.from_dict({"rule": "all(score >=", "actions": [{"type": "add_tag", "tag": "x"}]})
 
 
 def test_invalid_rules_are_rejected() -> None:

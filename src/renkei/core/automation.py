@@ -5,9 +5,11 @@ activities) that the service loads; *match all* needs every criterion, *match an
 runs its actions once per prospect unless it repeats — then again after ``repeat_after_days``
 and at most ``max_runs`` times. Completion actions use the same ``Action`` model.
 
-The segmentation rule language (issue 8, ``renkei.core.rules``) had not landed when this was
-written, so criteria here are a small model of their own: field conditions, score, grade,
-activity in a time window, list membership and tags.
+Criteria come in two forms. ``rule`` is a condition in the shared rule language of
+segmentation (``renkei.core.rules``, see docs/rules.md) — the preferred form, evaluated by the
+service with that language's own evaluator. ``criteria`` is a small list model written before
+the rule language landed (field conditions, score, grade, activity in a time window, list
+membership, tags) and kept for existing rules; when both are given both must match.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from typing import Any
 
 from renkei.core.grading import Criterion as FieldCondition
 from renkei.core.grading import CriterionState, Operator
-from renkei.errors import ConfigError
+from renkei.core.rules.model import Node
+from renkei.core.rules.text import parse_rule
+from renkei.errors import ConfigError, QueryError
 from renkei.marketing.schema import GRADES
 
 
@@ -223,10 +227,22 @@ class RuleDefinition:
     repeat: bool = False
     repeat_after_days: int = 0
     max_runs: int | None = None
+    rule: str | None = None  # text of the shared rule language
 
-    def matches(self, facts: ProspectFacts, now: dt.datetime) -> bool:
+    @property
+    def node(self) -> Node | None:
+        return None if self.rule is None else parse_rule(self.rule)
+
+    def matches(self, facts: ProspectFacts, now: dt.datetime, *, rule_matched: bool | None = None) -> bool:
+        """Whether the criteria hold; ``rule_matched`` is the shared-language rule's verdict
+        (required when the definition has a ``rule``)."""
+        if self.rule is not None:
+            if rule_matched is None:
+                raise ValueError("a rule in the shared language needs its verdict")
+            if not rule_matched:
+                return False
         if not self.criteria:
-            return False
+            return self.rule is not None
         results = (c.holds(facts, now) for c in self.criteria)
         return all(results) if self.match_all else any(results)
 
@@ -242,6 +258,7 @@ class RuleDefinition:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "rule": self.rule,
             "match": "all" if self.match_all else "any",
             "criteria": [c.to_dict() for c in self.criteria],
             "actions": [a.to_dict() for a in self.actions],
@@ -255,6 +272,12 @@ class RuleDefinition:
         match = data.get("match", "all")
         if match not in ("all", "any"):
             raise ConfigError("match must be 'all' or 'any'")
+        text = data.get("rule")
+        if text is not None:
+            try:
+                parse_rule(str(text))
+            except QueryError as exc:
+                raise ConfigError(f"rule: {exc.message}") from None
         rule = cls(
             tuple(RuleCriterion.from_dict(c) for c in data.get("criteria") or ()),
             parse_actions(data.get("actions")),
@@ -262,7 +285,8 @@ class RuleDefinition:
             bool(data.get("repeat", False)),
             int(data.get("repeat_after_days", 0)),
             None if data.get("max_runs") is None else int(data["max_runs"]),
+            None if text is None else str(text),
         )
-        if not rule.criteria or not rule.actions:
-            raise ConfigError("a rule needs at least one criterion and one action")
+        if not (rule.criteria or rule.rule) or not rule.actions:
+            raise ConfigError("a rule needs a rule (or criteria) and at least one action")
         return rule

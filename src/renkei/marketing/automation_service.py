@@ -29,7 +29,7 @@ from renkei.store import dynamic
 from renkei.store import tables as t
 from renkei.store import tables_activity as ta
 
-PROSPECT_TAG = "Prospect"
+PROSPECT_TAG = "prospect"  # tag_object.objectType of prospects (as segmentation reads it)
 #: Activities older than this are not loaded for rule evaluation (criteria windows are shorter).
 _FACT_WINDOW = dt.timedelta(days=400)
 
@@ -225,6 +225,37 @@ def _rule(row: Mapping[str, Any]) -> RuleDefinition:
     return RuleDefinition.from_dict(row["definition"])
 
 
+class _SharedRules:
+    """Verdicts of rules written in the shared rule language, for a set of prospects, with the
+    segmentation feature's facts and catalog (loaded once, refreshed for a prospect on demand)."""
+
+    def __init__(self, conn: Connection, now: dt.datetime) -> None:
+        from renkei.core.rules.evaluate import Moment
+        from renkei.core.rules.model import build_catalog
+
+        self.conn = conn
+        self.moment = Moment(now)
+        schema = dynamic.load_prospect_schema(conn)
+        self.catalog = build_catalog(schema.fields)
+        self.facts: dict[int, Any] = {}
+
+    def load(self, prospect_ids: Sequence[int]) -> None:
+        from renkei.segments.facts import load_facts as load_rule_facts
+
+        self.facts.update(load_rule_facts(self.conn, prospect_ids))
+
+    def verdict(self, rule: RuleDefinition, prospect_id: int) -> bool | None:
+        from renkei.core.rules.evaluate import evaluate
+
+        node = rule.node
+        if node is None:
+            return None
+        if prospect_id not in self.facts:
+            self.load([prospect_id])
+        facts = self.facts.get(prospect_id)
+        return facts is not None and evaluate(node, facts, self.catalog, self.moment)
+
+
 def run_rules(
     conn: Connection, prospect_ids: Iterable[int], now: dt.datetime, *, rule_ids: Sequence[int] | None = None
 ) -> list[dict[str, Any]]:
@@ -239,6 +270,9 @@ def run_rules(
     if not rules or not ids:
         return []
     facts = load_facts(conn, ids, now)
+    shared = _SharedRules(conn, now)
+    if any(rule.rule for _, _, rule in rules):
+        shared.load(ids)
     history = {
         (r["ruleId"], r["prospectId"]): (int(r["count"]), ensure_utc(r["lastRunAt"]))
         for r in conn.execute(sa.select(run).where(run.c.prospectId.in_(ids))).mappings()
@@ -249,7 +283,9 @@ def run_rules(
             continue
         for rule_id, name, rule in rules:
             count, last = history.get((rule_id, pid), (0, None))
-            if not rule.eligible(count, last, now) or not rule.matches(facts[pid], now):
+            if not rule.eligible(count, last, now):
+                continue
+            if not rule.matches(facts[pid], now, rule_matched=shared.verdict(rule, pid)):
                 continue
             done = apply_actions(conn, pid, rule.actions, now, source="automation", source_id=rule_id)
             if count == 0:
@@ -270,6 +306,8 @@ def run_rules(
             )
             # Later rules see this rule's effects (a score adjustment, a tag, …).
             facts.update(load_facts(conn, [pid], now))
+            if any(r.rule for _, _, r in rules):
+                shared.load([pid])
     return ran
 
 
@@ -318,6 +356,9 @@ class AutomationService:
             matched = []
             for chunk in _live_prospect_chunks(conn):
                 facts = load_facts(conn, chunk, now)
+                shared = _SharedRules(conn, now)
+                if rule.rule is not None:
+                    shared.load(chunk)
                 history = {
                     r["prospectId"]: (int(r["count"]), ensure_utc(r["lastRunAt"]))
                     for r in conn.execute(
@@ -326,7 +367,11 @@ class AutomationService:
                 }
                 for pid in chunk:
                     count, last = history.get(pid, (0, None))
-                    if pid in facts and rule.eligible(count, last, now) and rule.matches(facts[pid], now):
+                    if (
+                        pid in facts
+                        and rule.eligible(count, last, now)
+                        and rule.matches(facts[pid], now, rule_matched=shared.verdict(rule, pid))
+                    ):
                         matched.append(pid)
             return matched
 
