@@ -19,6 +19,7 @@ from renkei.cli import app
 from renkei.clock import FixedClock
 from renkei.core.identity import email_key
 from renkei.crm.schema import OPPORTUNITY_STAGES
+from renkei.crm.service import CrmService
 from renkei.errors import InputError
 from renkei.ids import is_valid, make_id
 from renkei.marketing.demo import DEMO_ADMIN_EMAIL, EMPTY_COMPANY_PLACEHOLDERS, id_range, load_demo
@@ -202,6 +203,20 @@ def test_the_demo_org_has_the_seeds_messiness_and_complete_records(engine: Engin
         _check_messiness(conn)
     _check_system_fields(engine, counts)
     _check_marketing(engine, counts)
+    _check_usable_through_the_crm_service(engine, counts)
+
+
+def _check_usable_through_the_crm_service(engine: Engine, counts: dict[str, int]) -> None:
+    crm = CrmService(engine, clock=FixedClock(NOW + dt.timedelta(hours=1)))
+    flagged = crm.query("SELECT Id, Name, Billing_Contact__c FROM Lead WHERE Billing_Contact__c = true "
+                        "AND CreatedDate < LAST_N_YEARS:3 ORDER BY Id LIMIT 1")  # fmt: skip
+    assert flagged["totalSize"] == 1 and flagged["records"][0]["Billing_Contact__c"] is True
+    lead_id = flagged["records"][0]["Id"]
+    crm.update("Lead", lead_id, {"Company": "株式会社テスト"})
+    assert crm.get("Lead", lead_id)["Company"] == "株式会社テスト"
+    assert crm.create("Lead", {"LastName": "新規", "Company": "新規商事"}) == make_id(
+        "00Q", counts["Lead"] + 1
+    )
 
 
 def test_cli_load_then_if_empty_skips(cli_env: str) -> None:
