@@ -81,7 +81,8 @@ _SOAP_TYPES: dict[FieldType, str] = {
     FieldType.PERCENT: "xsd:double",
 }
 
-CUSTOM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*__c$")
+#: A custom field API name, optionally with a managed package namespace (``pi__score__c``).
+CUSTOM_NAME = re.compile(r"^([A-Za-z][A-Za-z0-9]*__)?[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*__c$")
 
 
 @dataclass(frozen=True, slots=True)

@@ -902,7 +902,7 @@ def make_custom_field(
     values: Iterable[str] = (), restricted: bool = False, label: str | None = None,
 ) -> FieldDef:  # fmt: skip
     """A custom field definition checked the way Salesforce's setup checks it."""
-    if not CUSTOM_NAME.match(api_name) or len(api_name) > 43:
+    if not CUSTOM_NAME.match(api_name) or len(api_name) > 48:
         raise InputError(f"invalid custom field API name {api_name!r}: letters, digits and single underscores, "
                          "ending in __c (e.g. Billing_Contact__c)", code="INVALID_FIELD")  # fmt: skip
     kind = type.strip().lower()

@@ -4,6 +4,8 @@
                        variables or files and are never logged or shown in ``repr``
     SalesforceClient   OAuth login, retries with backoff, the API budget, a describe cache, paged
                        queries, change detection and sObject Collections writes in batches of 200
+    SalesforceAdapter  the connector's ``CrmAdapter`` (renkei.core.sync.ports) over the client
+    check_connection   what ``renkei connector test`` reports
 
 Retried with exponential backoff: HTTP 5xx, timeouts and connection errors, 429,
 REQUEST_LIMIT_EXCEEDED (403) and UNABLE_TO_LOCK_ROW (whole requests, and the records of a
@@ -30,6 +32,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from renkei.clock import Clock, SystemClock
+from renkei.core.sync.ports import ChangeBatch, Cursor, WriteResult
 from renkei.errors import ConfigError, FieldError, InputError, NotFoundError, RenkeiError, RetriableError
 
 BATCH = 200
@@ -363,13 +366,14 @@ class SalesforceClient:
         *,
         limit: int = 2000,
     ) -> tuple[list[dict[str, Any]], bool]:
-        """Records (deleted ones included) whose (SystemModstamp, Id) is after ``after``, oldest first.
+        """Records (deleted ones included) changed after ``after`` = (SystemModstamp, Id), oldest first.
 
-        SOQL datetimes have whole seconds, so the query starts at the watermark's second and older
-        rows are dropped here. The API gives SystemModstamp to the millisecond, so rows stamped in
-        the watermark's own millisecond come again (except the watermark's record): delivery is
-        at-least-once there, which the sync engine absorbs (same values, no change). Returns
-        (records, done)."""
+        The API gives SystemModstamp to the millisecond, and many records can share one (a batch
+        of 200 is written in a few milliseconds). A batch therefore never ends inside a
+        millisecond: past ``limit`` it runs on to the end of the last record's millisecond, and
+        the next call skips everything up to and including the cursor's millisecond. SOQL
+        datetimes have whole seconds, so the query starts at the cursor's second and the rest
+        is filtered here. Returns (records, done)."""
         wanted = list(dict.fromkeys(["Id", "SystemModstamp", "IsDeleted", *fields]))
         soql = f"SELECT {', '.join(wanted)} FROM {object_name}"
         if after is not None:
@@ -379,11 +383,11 @@ class SalesforceClient:
         for page in self.query_pages(soql, include_deleted=True):
             for rec in page["records"]:
                 stamp = parse_sf_datetime(rec["SystemModstamp"])
-                if after is not None and (stamp < after[0] or (stamp, rec["Id"]) == after):
+                if after is not None and stamp <= after[0]:
                     continue
-                out.append(rec)
-                if len(out) >= limit:
+                if len(out) >= limit and stamp != parse_sf_datetime(out[-1]["SystemModstamp"]):
                     return out, False
+                out.append(rec)
         return out, True
 
     def updated(self, object_name: str, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
@@ -510,3 +514,107 @@ def check_connection(client: SalesforceClient, fields_by_object: Mapping[str, Se
         )
     )  # noqa: E501
     return checks
+
+
+# ---------------------------------------------------------------------------------------------
+# The connector's CRM adapter (renkei.core.sync.ports.CrmAdapter) over the client
+
+#: Ids per ``WHERE Id IN (…)`` read (keeps the query URL well under limits).
+READ_CHUNK = 200
+
+
+def _python_value(kind: str, value: Any) -> Any:
+    """A JSON value from the API as the Python value the built-in CRM's rows carry."""
+    if value is None:
+        return None
+    if kind == "datetime":
+        return parse_sf_datetime(value)
+    if kind == "date":
+        return dt.date.fromisoformat(value)
+    return value
+
+
+def _write_result(raw: Mapping[str, Any]) -> WriteResult:
+    errors = tuple(
+        (
+            str(e.get("statusCode") or e.get("errorCode")),
+            str(e.get("message", "")),
+            tuple(e.get("fields") or ()),
+        )
+        for e in raw.get("errors", [])
+    )
+    return WriteResult(raw.get("id"), bool(raw.get("success")), errors)
+
+
+class SalesforceAdapter:
+    """The sync engine's view of a Salesforce org (or ``renkei serve``), one client underneath.
+
+    Reads return records shaped like the built-in adapter's (API names → Python values, no
+    ``attributes``), so the engine cannot tell the two apart."""
+
+    def __init__(self, client: SalesforceClient) -> None:
+        self.client = client
+
+    def _fields(self, object_name: str) -> dict[str, str]:
+        return {f["name"]: f["type"] for f in self.client.describe(object_name)["fields"]}
+
+    def _rows(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        kinds = self._fields(object_name)
+        return [
+            {k: _python_value(kinds.get(k, ""), v) for k, v in r.items() if k != "attributes"}
+            for r in records
+        ]
+
+    def changes(self, object_name: str, cursor: Cursor | None, limit: int = 2000) -> ChangeBatch:
+        after = (cursor.modstamp, cursor.id) if cursor else None
+        raw, done = self.client.changes_since(
+            object_name, list(self._fields(object_name)), after, limit=limit
+        )
+        rows = self._rows(object_name, raw)
+        out = Cursor(rows[-1]["SystemModstamp"], rows[-1]["Id"]) if rows else cursor
+        return ChangeBatch(tuple(rows), out, done)
+
+    def read(self, object_name: str, ids: Sequence[str]) -> list[Mapping[str, Any]]:
+        fields = ", ".join(self._fields(object_name))
+        out: list[Mapping[str, Any]] = []
+        for start in range(0, len(ids), READ_CHUNK):
+            quoted = ", ".join(
+                f"'{i}'" for i in ids[start : start + READ_CHUNK] if re.fullmatch(r"[0-9A-Za-z]{15,18}", i)
+            )
+            if quoted:
+                soql = f"SELECT {fields} FROM {object_name} WHERE Id IN ({quoted})"
+                out += self._rows(object_name, self.client.query(soql, include_deleted=True))
+        return out
+
+    def create(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        return [
+            _write_result(r) for r in self.client.create_many(object_name, [_json_values(r) for r in records])
+        ]
+
+    def update(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        return [
+            _write_result(r) for r in self.client.update_many(object_name, [_json_values(r) for r in records])
+        ]
+
+    def describe(self, object_name: str) -> Mapping[str, Any]:
+        return self.client.describe(object_name)
+
+    def count(self, object_name: str, where: str | None) -> int:
+        soql = f"SELECT COUNT() FROM {object_name}" + (f" WHERE {where}" if where else "")
+        page = next(self.client.query_pages(soql))
+        return int(page["totalSize"])
+
+    def query(self, soql: str) -> list[Mapping[str, Any]]:
+        return list(self.client.query(soql))
+
+
+def _json_values(record: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in record.items():
+        if isinstance(v, dt.datetime):
+            out[k] = v.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
+        elif isinstance(v, dt.date):
+            out[k] = v.isoformat()
+        else:
+            out[k] = v
+    return out

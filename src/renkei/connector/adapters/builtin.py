@@ -1,0 +1,55 @@
+"""The built-in CRM as a connector adapter (over ``CrmService``), counting its calls."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from renkei.core.sync.ports import MAX_BATCH, ChangeBatch, Cursor, WriteResult
+from renkei.crm.service import CrmService, SaveResult, Watermark
+
+
+def _result(r: SaveResult) -> WriteResult:
+    return WriteResult(r.id, r.success, tuple((e.code, e.message, e.fields) for e in r.errors))
+
+
+class BuiltinCrmAdapter:
+    def __init__(self, crm: CrmService) -> None:
+        self.crm = crm
+        self.calls = {"read": 0, "write": 0}
+
+    def changes(self, object_name: str, cursor: Cursor | None, limit: int = 2000) -> ChangeBatch:
+        self.calls["read"] += 1
+        mark = Watermark(cursor.modstamp, cursor.id) if cursor else None
+        page = self.crm.changes_since(object_name, mark, limit=limit)
+        out = Cursor(page.watermark.modstamp, page.watermark.id) if page.watermark else None
+        return ChangeBatch(page.records, out, page.done)
+
+    def read(self, object_name: str, ids: Sequence[str]) -> list[Mapping[str, Any]]:
+        self.calls["read"] += 1
+        return list(self.crm.get_many(object_name, ids, include_deleted=True))
+
+    def create(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        out: list[WriteResult] = []
+        for start in range(0, len(records), MAX_BATCH):
+            self.calls["write"] += 1
+            out += [_result(r) for r in self.crm.create_many(object_name, records[start : start + MAX_BATCH])]
+        return out
+
+    def update(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        out: list[WriteResult] = []
+        for start in range(0, len(records), MAX_BATCH):
+            self.calls["write"] += 1
+            out += [_result(r) for r in self.crm.update_many(object_name, records[start : start + MAX_BATCH])]
+        return out
+
+    def describe(self, object_name: str) -> Mapping[str, Any]:
+        return self.crm.describe(object_name)
+
+    def count(self, object_name: str, where: str | None) -> int:
+        soql = f"SELECT COUNT() FROM {object_name}" + (f" WHERE {where}" if where else "")
+        return int(self.crm.query(soql)["totalSize"])
+
+    def query(self, soql: str) -> list[Mapping[str, Any]]:
+        self.calls["read"] += 1
+        return list(self.crm.query(soql)["records"])

@@ -1,0 +1,1201 @@
+"""The connector: one sync cycle = gather the changes of both sides → plan (pure decisions) →
+execute the plan (CRM writes through the adapter in batches of ≤ 200, marketing writes in the
+store) → persist links, agreed values, watermarks, audit and errors.
+
+``plan()`` runs the same gathering and planning and writes nothing, so the dry run says exactly
+what the next ``run()`` will do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from renkei import ids
+from renkei.clock import Clock, SystemClock
+from renkei.connector.adapters.builtin import BuiltinCrmAdapter
+from renkei.connector.config import CRM_OBJECTS, ConnectorConfig, FieldMapping
+from renkei.core.identity import email_key
+from renkei.core.sync.judge import Decision, Evidence, Observed, Rule, Side, decide, is_blank, same
+from renkei.core.sync.ports import CrmAdapter, Cursor
+from renkei.crm.service import CrmService
+from renkei.errors import InputError, NotFoundError
+from renkei.store import tables as t
+from renkei.store.tables_sync import (
+    sync_audit,
+    sync_error,
+    sync_field_state,
+    sync_link,
+    sync_queue,
+    sync_run,
+    sync_watermark,
+)
+
+OWNER = "assignedToId"
+_MIRRORED = ("Account", "Opportunity", "OpportunityContactRole")
+
+
+class Action(enum.StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    LINK = "link"
+    MOVE_LINK = "move_link"
+    MERGE = "merge"
+    RECYCLE = "recycle"
+    RESTORE = "restore"
+    UNLINK = "unlink"
+    SKIP = "skip"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldWrite:
+    to: Side
+    ma_field: str
+    crm_field: str
+    old: Any
+    new: Any
+    rule: str
+    evidence: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"to": self.to.value, "field": self.ma_field, "crmField": self.crm_field, "from": _jsonable(self.old),
+                "value": _jsonable(self.new), "rule": self.rule, "evidence": self.evidence, "reason": self.reason}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One planned step: what happens to one record, and why."""
+
+    action: Action
+    side: Side | None
+    object: str
+    record_id: str | None
+    prospect_id: int | None
+    reason: str
+    writes: tuple[FieldWrite, ...] = ()
+    values: Mapping[str, Any] = field(default_factory=dict)
+    target_id: str | None = None  # move_link: the new CRM id; merge: the surviving prospect id (as str)
+    error_kind: str | None = None
+    code: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"action": self.action.value, "side": self.side.value if self.side else None,
+                               "object": self.object, "recordId": self.record_id, "prospectId": self.prospect_id,
+                               "reason": self.reason}  # fmt: skip
+        if self.writes:
+            out["fields"] = [w.to_dict() for w in self.writes]
+        if self.target_id:
+            out["target"] = self.target_id
+        if self.error_kind:
+            out["error"] = {"kind": self.error_kind, "code": self.code}
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+@dataclass
+class _Gathered:
+    crm: dict[str, dict[str, dict[str, Any]]]  # object → id → record
+    prospects: dict[int, dict[str, Any]]  # changed prospects (deleted included)
+    cursors: dict[str, Cursor | None]
+    ma_mark: tuple[dt.datetime, int] | None
+    mirrored: dict[str, list[Mapping[str, Any]]]
+    queued: int = 0
+
+
+class SyncService:
+    def __init__(
+        self, engine: Engine, config: ConnectorConfig, *, clock: Clock | None = None,
+        adapter: CrmAdapter | None = None,
+    ) -> None:  # fmt: skip
+        self.engine = engine
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.adapter: CrmAdapter = adapter or BuiltinCrmAdapter(CrmService(engine, clock=self.clock))
+
+    # -- gathering ---------------------------------------------------------------------------
+
+    def _cursor(self, conn: Connection, source: str) -> Cursor | None:
+        row = conn.execute(sa.select(sync_watermark).where(sync_watermark.c.source == source)).first()
+        if row is None or row.modstamp is None:
+            return None
+        return Cursor(row.modstamp, row.record_id)
+
+    def _gather(self) -> _Gathered:
+        with self.engine.connect() as conn:
+            cursors = {f"crm:{o}": self._cursor(conn, f"crm:{o}") for o in (*CRM_OBJECTS, *_MIRRORED)}
+            ma = conn.execute(
+                sa.select(sync_watermark).where(sync_watermark.c.source == "ma:prospect")
+            ).first()
+            ma_mark = (ma.modstamp, int(ma.record_id)) if ma is not None and ma.modstamp is not None else None
+            queued = conn.execute(sa.select(sync_queue)).all()
+        crm: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in CRM_OBJECTS}
+        mirrored: dict[str, list[Mapping[str, Any]]] = {o: [] for o in _MIRRORED}
+        new_cursors: dict[str, Cursor | None] = {}
+        for obj in (*CRM_OBJECTS, *_MIRRORED):
+            cursor = cursors[f"crm:{obj}"]
+            while True:
+                batch = self.adapter.changes(obj, cursor)
+                for rec in batch.records:
+                    if obj in crm:
+                        crm[obj][str(rec["Id"])] = dict(rec)
+                    else:
+                        mirrored[obj].append(rec)
+                cursor = batch.cursor
+                if batch.done:
+                    break
+            new_cursors[f"crm:{obj}"] = cursor
+        # records queued by a retry or an earlier over-full cycle
+        by_source: dict[str, list[str]] = {}
+        for item in queued:
+            by_source.setdefault(item.source, []).append(item.record_id)
+        for obj in CRM_OBJECTS:
+            wanted = [i for i in by_source.get(f"crm:{obj}", []) if i not in crm[obj]]
+            for rec in self.adapter.read(obj, wanted) if wanted else []:
+                crm[obj][str(rec["Id"])] = dict(rec)
+        p = t.prospect
+        with self.engine.connect() as conn:
+            q = sa.select(p)
+            if ma_mark is not None:
+                q = q.where(sa.tuple_(p.c.updatedAt, p.c.id) > sa.tuple_(
+                    sa.literal(ma_mark[0], type_=p.c.updatedAt.type), sa.literal(ma_mark[1])))  # fmt: skip
+            prospects = {
+                int(r["id"]): dict(r) for r in conn.execute(q.order_by(p.c.updatedAt, p.c.id)).mappings()
+            }
+            extra = [int(i) for i in by_source.get("ma:prospect", []) if int(i) not in prospects]
+            if extra:
+                prospects.update(
+                    {
+                        int(r["id"]): dict(r)
+                        for r in conn.execute(sa.select(p).where(p.c.id.in_(extra))).mappings()
+                    }
+                )
+        latest = max(((r["updatedAt"], r["id"]) for r in prospects.values() if r["updatedAt"]), default=None)
+        return _Gathered(crm, prospects, new_cursors, latest or ma_mark, mirrored, len(queued))
+
+    # -- planning (pure over the gathered inputs and the store's state) ----------------------
+
+    def plan(self) -> dict[str, Any]:
+        """The dry run: everything the next cycle would do, with reasons; writes nothing."""
+        gathered = self._gather()
+        with self.engine.connect() as conn:
+            ops = self._plan(conn, gathered)
+        return {"operations": [o.to_dict() for o in ops], "counts": _counts(ops), "queued": gathered.queued}
+
+    def _plan(self, conn: Connection, g: _Gathered) -> list[Op]:
+        cfg = self.config
+        links = {r.crm_id: (int(r.prospect_id), r.crm_object) for r in conn.execute(sa.select(sync_link))}
+        by_prospect = {pid: (crm_id, obj) for crm_id, (pid, obj) in links.items()}
+        p = t.prospect
+        ops: list[Op] = []
+        planned_links: dict[str, int] = {}
+        touched_pairs: set[int] = set()
+        live_synced = len(by_prospect)
+        planned_new = 0
+
+        def prospect_row(pid: int) -> dict[str, Any] | None:
+            if pid in g.prospects:
+                return g.prospects[pid]
+            row = conn.execute(sa.select(p).where(p.c.id == pid)).mappings().first()
+            return dict(row) if row is not None else None
+
+        def cap_ok() -> bool:
+            return cfg.cap is None or live_synced + planned_new < cfg.cap
+
+        ordered = [("Contact", r) for r in g.crm["Contact"].values()] + [
+            ("Lead", r) for r in g.crm["Lead"].values()
+        ]
+        if cfg.prefer == "lead":
+            ordered.reverse()
+        for obj, rec in ordered:
+            rid = str(rec["Id"])
+            link = links.get(rid)
+            pid = link[0] if link else None
+            if rec.get("IsDeleted"):
+                if pid is None:
+                    continue
+                master = rec.get("MasterRecordId")
+                if master:
+                    other = links.get(str(master))
+                    if other is not None and other[0] != pid:
+                        ops.append(Op(Action.MERGE, Side.MA, obj, rid, pid, f"CRM merged {rid} into {master}; "
+                                      f"prospect {pid} is merged into prospect {other[0]}", target_id=str(other[0])))  # fmt: skip
+                    else:
+                        ops.append(Op(Action.MOVE_LINK, None, obj, rid, pid,
+                                      f"CRM merged {rid} into {master}: the prospect follows the master", target_id=str(master)))  # fmt: skip
+                    continue
+                action = Action.RECYCLE if cfg.on_crm_delete == "recycle" else Action.UNLINK
+                ops.append(
+                    Op(
+                        action,
+                        Side.MA,
+                        obj,
+                        rid,
+                        pid,
+                        f"{obj} {rid} was deleted in the CRM (on_crm_delete: {cfg.on_crm_delete})",
+                    )
+                )
+                continue
+            if obj == "Lead" and rec.get("IsConverted"):
+                contact = rec.get("ConvertedContactId")
+                if pid is not None and contact:
+                    other = links.get(str(contact))
+                    if other is not None and other[0] != pid:
+                        ops.append(Op(Action.MERGE, Side.MA, obj, rid, other[0], f"lead {rid} was converted to contact "
+                                      f"{contact}; prospect {other[0]} is merged into prospect {pid} (history kept)",
+                                      target_id=str(pid)))  # fmt: skip
+                    ops.append(Op(Action.MOVE_LINK, None, obj, rid, pid,
+                                  f"lead {rid} was converted to contact {contact}: the prospect moves with its history",
+                                  target_id=str(contact)))  # fmt: skip
+                    planned_links[str(contact)] = pid
+                continue
+            flt = cfg.filter_for(obj)
+            if flt and not self._matches(conn, obj, flt, rec):
+                if pid is not None:
+                    action = Action.RECYCLE if cfg.on_filter_mismatch == "recycle" else Action.UNLINK
+                    ops.append(
+                        Op(action, Side.MA, obj, rid, pid, f"{obj} {rid} no longer matches the filter: {flt}")
+                    )
+                else:
+                    ops.append(
+                        Op(Action.SKIP, None, obj, rid, None, f"does not match the {obj} filter: {flt}")
+                    )
+                continue
+            if pid is not None:
+                prospect = prospect_row(pid)
+                if prospect is None:
+                    continue
+                state = self._state(conn, pid)
+                if prospect.get("isDeleted"):
+                    if not self._crm_changed(obj, rec, state):
+                        continue  # our own write echoing back: the deleted prospect stays deleted
+                    ops.append(Op(Action.RESTORE, Side.MA, obj, rid, pid,
+                                  f"{obj} {rid} changed in the CRM: the prospect is restored from the recycle bin"))  # fmt: skip
+                writes = self._decisions(conn, obj, rec, prospect, state)
+                touched_pairs.add(pid)
+                if writes:
+                    ops.append(Op(Action.UPDATE, None, obj, rid, pid, "fields differ", writes=tuple(writes)))
+                continue
+            # unlinked CRM record
+            key = email_key(rec.get("Email"))
+            if key is None:
+                ops.append(
+                    Op(Action.SKIP, None, obj, rid, None, "no email: a prospect needs an email address")
+                )
+                continue
+            candidates = [
+                dict(r)
+                for r in conn.execute(sa.select(p.c.id, p.c.isDeleted).where(p.c.emailKey == key)).mappings()
+            ]
+            live = [c for c in candidates if not c["isDeleted"]]
+            if len(live) > 1:
+                ops.append(Op(Action.ERROR, None, obj, rid, None, f"{len(live)} prospects share the email {rec.get('Email')}: "
+                              "not linked (email collision; resolve by merging the prospects)",
+                              error_kind="collision", code="EMAIL_COLLISION"))  # fmt: skip
+                continue
+            target = live[0]["id"] if live else (candidates[0]["id"] if candidates else None)
+            if target is None and ("!" + key) in planned_links:
+                target = planned_links["!" + key]
+            if target is not None:
+                existing = by_prospect.get(target)
+                if existing is None and target in planned_links.values():
+                    existing = next(((c, "Lead" if c.startswith("00Q") else "Contact") for c, v in planned_links.items()
+                                     if v == target and not c.startswith("!")), None)  # fmt: skip
+                if existing is not None and existing[0] != rid:
+                    other_obj = existing[1]
+                    if other_obj == "Lead" and obj == "Contact" and cfg.prefer == "contact":
+                        ops.append(Op(Action.MOVE_LINK, None, obj, existing[0], target,
+                                      f"lead and contact share the email {rec.get('Email')}: prefer contact",
+                                      target_id=rid))  # fmt: skip
+                        planned_links[rid] = target
+                    elif other_obj == obj:
+                        ops.append(Op(Action.ERROR, None, obj, rid, target, f"the email {rec.get('Email')} is on "
+                                      f"{obj} {existing[0]} (already linked to prospect {target}) and on {rid}: not "
+                                      "linked (email collision)", error_kind="collision", code="EMAIL_COLLISION"))  # fmt: skip
+                    else:
+                        ops.append(Op(Action.SKIP, None, obj, rid, target,
+                                      f"the email is linked to {other_obj} {existing[0]} (prefer: {cfg.prefer})"))  # fmt: skip
+                    continue
+                if not cap_ok():
+                    ops.append(Op(Action.ERROR, None, obj, rid, target, f"licence cap of {cfg.cap} synced prospects reached",
+                                  error_kind="cap_reached", code="CAP_REACHED"))  # fmt: skip
+                    continue
+                prospect = prospect_row(target) or {}
+                if prospect.get("isDeleted"):
+                    ops.append(Op(Action.RESTORE, Side.MA, obj, rid, target,
+                                  "a CRM record with this email changed: the prospect is restored"))  # fmt: skip
+                ops.append(Op(Action.LINK, None, obj, rid, target, f"matched by email {rec.get('Email')}"))
+                writes = self._decisions(conn, obj, rec, prospect, {})
+                if writes:
+                    ops.append(
+                        Op(
+                            Action.UPDATE,
+                            None,
+                            obj,
+                            rid,
+                            target,
+                            "first sync after linking",
+                            writes=tuple(writes),
+                        )
+                    )
+                planned_links[rid] = target
+                planned_new += 1
+                touched_pairs.add(target)
+                continue
+            if not cfg.auto_create_prospects:
+                ops.append(Op(Action.SKIP, None, obj, rid, None, "auto_create_prospects is off"))
+                continue
+            if not cap_ok():
+                ops.append(Op(Action.ERROR, None, obj, rid, None, f"licence cap of {cfg.cap} synced prospects reached",
+                              error_kind="cap_reached", code="CAP_REACHED"))  # fmt: skip
+                continue
+            values = self._prospect_values(conn, obj, rec)
+            ops.append(
+                Op(
+                    Action.CREATE,
+                    Side.MA,
+                    obj,
+                    rid,
+                    None,
+                    f"new {obj} with email {rec.get('Email')}",
+                    values=values,
+                )
+            )
+            planned_links["!" + key] = -1
+            planned_new += 1
+
+        # marketing-side changes
+        for pid, prospect in g.prospects.items():
+            if pid in touched_pairs or prospect.get("isDeleted"):
+                continue
+            pair = by_prospect.get(pid)
+            if pair is not None:
+                crm_id, obj = pair
+                rows = self.adapter.read(obj, [crm_id])
+                if not rows:
+                    continue
+                rec = dict(rows[0])
+                if rec.get("IsDeleted"):
+                    continue
+                writes = self._decisions(conn, obj, rec, prospect, self._state(conn, pid))
+                if writes:
+                    ops.append(
+                        Op(Action.UPDATE, None, obj, crm_id, pid, "fields differ", writes=tuple(writes))
+                    )
+                continue
+            if any(o.prospect_id == pid for o in ops):
+                continue
+            gate = cfg.create_in_crm
+            if gate == "never":
+                ops.append(Op(Action.SKIP, None, "Lead", None, pid, "create_in_crm is never"))
+                continue
+            if gate == "on_assignment" and not prospect.get("assignedToId"):
+                ops.append(Op(Action.SKIP, None, "Lead", None, pid,
+                              "not assigned to a user (create_in_crm: on_assignment): stays marketing-only"))  # fmt: skip
+                continue
+            if not prospect.get("email"):
+                ops.append(Op(Action.SKIP, None, "Lead", None, pid, "no email"))
+                continue
+            match = self._find_crm_by_email(prospect["email"], links)
+            if match is not None:
+                obj, crm_id = match
+                ops.append(Op(Action.LINK, None, obj, crm_id, pid, f"matched existing {obj} by email"))
+                rec = dict(self.adapter.read(obj, [crm_id])[0])
+                writes = self._decisions(conn, obj, rec, prospect, {})
+                if writes:
+                    ops.append(
+                        Op(
+                            Action.UPDATE,
+                            None,
+                            obj,
+                            crm_id,
+                            pid,
+                            "first sync after linking",
+                            writes=tuple(writes),
+                        )
+                    )
+                continue
+            if not cap_ok():
+                ops.append(Op(Action.ERROR, None, "Lead", None, pid, f"licence cap of {cfg.cap} synced prospects reached",
+                              error_kind="cap_reached", code="CAP_REACHED"))  # fmt: skip
+                continue
+            planned_new += 1
+            ops.append(Op(Action.CREATE, Side.CRM, "Lead", None, pid,
+                          "assigned prospect without a CRM record" if gate == "on_assignment" else "create_in_crm: always",
+                          values=self._lead_values(conn, prospect)))  # fmt: skip
+        return ops
+
+    def _matches(self, conn: Connection, obj: str, where: str, rec: Mapping[str, Any]) -> bool:
+        from renkei.core.soql import evaluate, parse_where
+        from renkei.store import dynamic
+
+        schema = dynamic.load_crm_schema(conn)
+        return bool(
+            evaluate(
+                parse_where(where), rec, schema.object(obj), now=self.clock.now(), objects=schema.objects
+            )
+        )
+
+    def _state(self, conn: Connection, pid: int) -> dict[str, tuple[Any, Any]]:
+        rows = conn.execute(sa.select(sync_field_state).where(sync_field_state.c.prospect_id == pid))
+        return {r.field: tuple(r.value) if isinstance(r.value, list) else (r.value, r.value) for r in rows}
+
+    def _crm_changed(self, obj: str, rec: Mapping[str, Any], state: Mapping[str, tuple[Any, Any]]) -> bool:
+        for m, crm_field in self.config.mappings(obj):
+            if m.ma in state and not same(rec.get(crm_field), state[m.ma][0]):
+                return True
+        return False
+
+    def _owner_values(self, conn: Connection, crm_owner: str | None) -> int | None:
+        if not crm_owner:
+            return None
+        u = t.ma_user
+        return conn.execute(sa.select(u.c.id).where(u.c.salesforceId == crm_owner)).scalar()
+
+    def _decisions(self, conn: Connection, obj: str, rec: Mapping[str, Any], prospect: Mapping[str, Any],
+                   state: Mapping[str, tuple[Any, Any]]) -> list[FieldWrite]:  # fmt: skip
+        describe = {f["name"] for f in self.adapter.describe(obj)["fields"]}
+        crm_time = rec.get("SystemModstamp")
+        ma_time = prospect.get("updatedAt")
+        writes = []
+        pairs: list[tuple[FieldMapping, str]] = list(self.config.mappings(obj))
+        for m, crm_field in pairs:
+            if crm_field not in describe or m.ma not in prospect:
+                continue
+            if m.ma == "email" and email_key(rec.get(crm_field)) == email_key(prospect.get(m.ma)):
+                continue  # the same address (case, width and spaces are not differences)
+            last = state.get(m.ma)
+            d = decide(m.rule, Observed(_to_ma(rec.get(crm_field), prospect.get(m.ma)), crm_time),
+                       Observed(prospect.get(m.ma), ma_time), last[0] if last else None, last[1] if last else None,
+                       synced_before=last is not None, sync_blanks=m.sync_blanks)  # fmt: skip
+            if d is not None:
+                old = rec.get(crm_field) if d.to is Side.CRM else prospect.get(m.ma)
+                writes.append(
+                    FieldWrite(d.to, m.ma, crm_field, old, d.value, d.rule.value, d.evidence.value, d.reason)
+                )
+        # the assigned user follows the CRM owner through the user links (and back)
+        crm_owner = self._owner_values(conn, rec.get("OwnerId"))
+        last = state.get(OWNER)
+        d2 = decide(Rule.MOST_RECENT, Observed(crm_owner, crm_time), Observed(prospect.get(OWNER), ma_time),
+                    last[0] if last else None, last[1] if last else None, synced_before=last is not None)  # fmt: skip
+        if d2 is not None:
+            if d2.to is Side.MA:
+                writes.append(FieldWrite(Side.MA, OWNER, "OwnerId", prospect.get(OWNER), d2.value, d2.rule.value,
+                                         d2.evidence.value, d2.reason))  # fmt: skip
+            else:
+                owner = conn.execute(
+                    sa.select(t.ma_user.c.salesforceId).where(t.ma_user.c.id == d2.value)
+                ).scalar()
+                if owner:
+                    writes.append(FieldWrite(Side.CRM, OWNER, "OwnerId", rec.get("OwnerId"), owner, d2.rule.value,
+                                             d2.evidence.value, d2.reason))  # fmt: skip
+        return writes
+
+    def _prospect_values(self, conn: Connection, obj: str, rec: Mapping[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for m, crm_field in self.config.mappings(obj):
+            if m.rule in (Rule.MA_TO_CRM, Rule.MA_WINS, Rule.NONE):
+                continue
+            if crm_field in rec and not is_blank(rec.get(crm_field)):
+                values[m.ma] = _to_ma(rec[crm_field], None)
+        owner = self._owner_values(conn, rec.get("OwnerId"))
+        if owner is not None:
+            values[OWNER] = owner
+        return values
+
+    def _lead_values(self, conn: Connection, prospect: Mapping[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        describe = {f["name"] for f in self.adapter.describe("Lead")["fields"]}
+        for m, crm_field in self.config.mappings("Lead"):
+            if m.rule in (Rule.CRM_TO_MA, Rule.NONE) or crm_field not in describe:
+                continue
+            value = prospect.get(m.ma)
+            if not is_blank(value):
+                values[crm_field] = value
+        for required in ("LastName", "Company"):
+            if is_blank(values.get(required)):
+                values[required] = self.config.placeholder
+        owner = conn.execute(
+            sa.select(t.ma_user.c.salesforceId).where(t.ma_user.c.id == prospect.get(OWNER))
+        ).scalar()
+        if owner:
+            values["OwnerId"] = owner
+        return values
+
+    def _find_crm_by_email(self, email: str, links: Mapping[str, Any]) -> tuple[str, str] | None:
+        key = email_key(email) or ""
+        quoted = key.replace("\\", "\\\\").replace("'", "\\'")
+        found: list[tuple[str, str]] = []
+        for obj in ("Contact", "Lead"):
+            where = f"Email = '{quoted}'" + (" AND IsConverted = false" if obj == "Lead" else "")
+            for rec in self.adapter.query(f"SELECT Id FROM {obj} WHERE {where}"):
+                if str(rec["Id"]) not in links:
+                    found.append((obj, str(rec["Id"])))
+        if self.config.prefer == "lead":
+            found.sort(key=lambda x: x[0] != "Lead")
+        return found[0] if found else None
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """One cycle. Returns ``runId``, per-side counts and errors."""
+        if self.config.paused:
+            return {"runId": None, "status": "paused", "counts": {}, "errors": []}
+        started = self.clock.now()
+        with self.engine.begin() as conn:
+            run_id = int(conn.execute(sync_run.insert().values(kind="cycle", started_at=started, status="running")
+                                      .returning(sync_run.c.id)).scalar_one())  # fmt: skip
+        gathered = self._gather()
+        with self.engine.connect() as conn:
+            ops = self._plan(conn, gathered)
+        ops = self._queue_overflow(ops)
+        errors = self._execute(run_id, ops)
+        with self.engine.begin() as conn:
+            for source, cursor in gathered.cursors.items():
+                self._save_mark(
+                    conn, source, cursor.modstamp if cursor else None, cursor.id if cursor else None
+                )
+            self._sync_mirrors(conn, gathered.mirrored)
+            # the marketing watermark goes past our own writes too (they are not changes to sync back)
+            p = t.prospect
+            latest = conn.execute(
+                sa.select(p.c.updatedAt, p.c.id).order_by(p.c.updatedAt.desc(), p.c.id.desc()).limit(1)
+            ).first()
+            if latest is not None:
+                self._save_mark(conn, "ma:prospect", latest.updatedAt, str(latest.id))
+            conn.execute(sync_queue.delete().where(sync_queue.c.enqueued_at <= started))
+            counts = _counts(ops)
+            conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(
+                finished_at=self.clock.now(), status="done", counts=counts))  # fmt: skip
+        return {"runId": run_id, "status": "done", "counts": counts, "errors": errors,
+                "crmCalls": dict(getattr(self.adapter, "calls", {}))}  # fmt: skip
+
+    def _queue_overflow(self, ops: list[Op]) -> list[Op]:
+        cfg = self.config
+        if cfg.rate_per_hour is None or len(ops) <= cfg.queue_threshold:
+            return ops
+        keep, rest = ops[: cfg.queue_threshold], ops[cfg.queue_threshold :]
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            for op in rest:
+                if op.record_id and op.object in CRM_OBJECTS:
+                    source, rid = f"crm:{op.object}", op.record_id
+                elif op.prospect_id is not None:
+                    source, rid = "ma:prospect", str(op.prospect_id)
+                else:
+                    continue
+                exists = conn.execute(sa.select(sync_queue).where(sync_queue.c.source == source,
+                                                                  sync_queue.c.record_id == rid)).first()  # fmt: skip
+                if exists is None:
+                    conn.execute(sync_queue.insert().values(source=source, record_id=rid,
+                                                            enqueued_at=now + dt.timedelta(microseconds=1)))  # fmt: skip
+        return keep
+
+    def _save_mark(
+        self, conn: Connection, source: str, modstamp: dt.datetime | None, record_id: str | None
+    ) -> None:
+        if modstamp is None:
+            return
+        exists = conn.execute(
+            sa.select(sync_watermark.c.source).where(sync_watermark.c.source == source)
+        ).first()
+        if exists:
+            conn.execute(sync_watermark.update().where(sync_watermark.c.source == source)
+                         .values(modstamp=modstamp, record_id=record_id))  # fmt: skip
+        else:
+            conn.execute(
+                sync_watermark.insert().values(source=source, modstamp=modstamp, record_id=record_id)
+            )
+
+    def _audit(self, conn: Connection, run_id: int, direction: str, action: str, obj: str, record_id: str,
+               prospect_id: int | None, w: FieldWrite | None = None, reason: str | None = None) -> None:  # fmt: skip
+        conn.execute(sync_audit.insert().values(
+            run_id=run_id, at=self.clock.now(), direction=direction, action=action, object=obj, record_id=record_id,
+            prospect_id=prospect_id, field=w.ma_field if w else None, old=_jsonable(w.old) if w else None,
+            new=_jsonable(w.new) if w else None, rule=w.rule if w else None, evidence=w.evidence if w else None,
+            reason=(reason or (w.reason if w else None) or "")[:255]))  # fmt: skip
+
+    def _error(self, conn: Connection, run_id: int | None, kind: str, obj: str, record_id: str | None,
+               prospect_id: int | None, code: str | None, message: str, *, field_name: str | None = None,
+               value: Any = None, retriable: bool = False) -> dict[str, Any]:  # fmt: skip
+        now = self.clock.now()
+        open_same = conn.execute(sa.select(sync_error.c.id, sync_error.c.attempts).where(
+            sync_error.c.resolved_at.is_(None), sync_error.c.object == obj, sync_error.c.record_id == record_id,
+            sync_error.c.prospect_id == prospect_id, sync_error.c.code == code, sync_error.c.field == field_name)).first()  # fmt: skip
+        backoff = now + dt.timedelta(seconds=30 * 2 ** min((open_same.attempts if open_same else 0), 8))
+        if open_same is not None:
+            conn.execute(sync_error.update().where(sync_error.c.id == open_same.id).values(
+                attempts=open_same.attempts + 1, at=now, run_id=run_id, message=message[:1024],
+                next_attempt_at=backoff if retriable else None))  # fmt: skip
+        else:
+            conn.execute(sync_error.insert().values(
+                run_id=run_id, at=now, kind=kind, object=obj, record_id=record_id, prospect_id=prospect_id,
+                field=field_name, value=_jsonable(value), code=code, message=message[:1024], retriable=retriable,
+                attempts=1, next_attempt_at=backoff if retriable else None))  # fmt: skip
+        return {"kind": kind, "object": obj, "recordId": record_id, "prospectId": prospect_id, "field": field_name,
+                "code": code, "message": message}  # fmt: skip
+
+    def _execute(self, run_id: int, ops: list[Op]) -> list[dict[str, Any]]:
+        errors: list[dict[str, Any]] = []
+        now = self.clock.now()
+        # CRM creates and updates go in batches (≤ 200 per call) per object
+        crm_updates: dict[str, list[Op]] = {}
+        crm_creates: list[Op] = []
+        with self.engine.begin() as conn:
+            for op in ops:
+                if op.action is Action.ERROR:
+                    errors.append(self._error(conn, run_id, op.error_kind or "error", op.object, op.record_id,
+                                              op.prospect_id, op.code, op.reason))  # fmt: skip
+                elif op.action is Action.CREATE and op.side is Side.MA:
+                    self._create_prospect(conn, run_id, op, now)
+                elif op.action is Action.CREATE and op.side is Side.CRM:
+                    crm_creates.append(op)
+                elif op.action is Action.LINK:
+                    self._link(conn, run_id, op.prospect_id, op.object, op.record_id, op.reason)
+                elif op.action is Action.MOVE_LINK:
+                    self._move_link(conn, run_id, op)
+                elif op.action is Action.MERGE:
+                    self._merge_prospects(conn, run_id, op)
+                elif op.action in (Action.RECYCLE, Action.UNLINK):
+                    self._recycle_or_unlink(conn, run_id, op)
+                elif op.action is Action.RESTORE:
+                    assert op.prospect_id is not None
+                    conn.execute(t.prospect.update().where(t.prospect.c.id == op.prospect_id).values(
+                        isDeleted=False, deletedAt=None, updatedAt=now))  # fmt: skip
+                    self._audit(
+                        conn,
+                        run_id,
+                        "ma",
+                        "restore",
+                        op.object,
+                        op.record_id or "",
+                        op.prospect_id,
+                        reason=op.reason,
+                    )
+                elif op.action is Action.UPDATE:
+                    ma_writes = [w for w in op.writes if w.to is Side.MA]
+                    if ma_writes:
+                        self._write_prospect(conn, run_id, op, ma_writes, now)
+                    if any(w.to is Side.CRM for w in op.writes):
+                        crm_updates.setdefault(op.object, []).append(op)
+                    else:
+                        self._agree(conn, op, now)
+        errors += self._write_crm_updates(run_id, crm_updates, now)
+        errors += self._write_crm_creates(run_id, crm_creates, now)
+        return errors
+
+    def _create_prospect(self, conn: Connection, run_id: int, op: Op, now: dt.datetime) -> None:
+        p = t.prospect
+        values = dict(op.values)
+        email = values.get("email")
+        pid = int(conn.execute(p.insert().values(
+            {**values, "emailKey": email_key(email), "score": 0, "isDeleted": False, "createdAt": now,
+             "updatedAt": now, "source": values.get("source") or "CRM"}).returning(p.c.id)).scalar_one())  # fmt: skip
+        self._audit(conn, run_id, "ma", "create", "prospect", str(pid), pid, reason=op.reason)
+        for k, v in values.items():
+            self._audit(conn, run_id, "ma", "update", "prospect", str(pid), pid,
+                        FieldWrite(Side.MA, k, k, None, v, "create", Evidence.RULE.value, "created from the CRM record"))  # fmt: skip
+        assert op.record_id is not None
+        self._link(conn, run_id, pid, op.object, op.record_id, "created from the CRM record", audit=False)
+        rec = self.adapter.read(op.object, [op.record_id])
+        if rec:
+            prospect = dict(conn.execute(sa.select(p).where(p.c.id == pid)).mappings().one())
+            self._save_state(conn, pid, op.object, rec[0], prospect, now)
+
+    def _link(self, conn: Connection, run_id: int, pid: int | None, obj: str, crm_id: str | None, reason: str,
+              *, audit: bool = True) -> None:  # fmt: skip
+        assert pid is not None and crm_id is not None
+        conn.execute(
+            sync_link.delete().where(sa.or_(sync_link.c.prospect_id == pid, sync_link.c.crm_id == crm_id))
+        )
+        conn.execute(sync_link.insert().values(prospect_id=pid, crm_object=obj, crm_id=crm_id, linked_at=self.clock.now(),
+                                               run_id=run_id))  # fmt: skip
+        ids_ = {"salesforceId": crm_id, "salesforceLeadId": crm_id if obj == "Lead" else None,
+                "salesforceContactId": crm_id if obj == "Contact" else None, "salesforceLastSync": self.clock.now()}  # fmt: skip
+        conn.execute(t.prospect.update().where(t.prospect.c.id == pid).values(ids_))
+        if audit:
+            self._audit(conn, run_id, "ma", "link", obj, crm_id, pid, reason=reason)
+
+    def _move_link(self, conn: Connection, run_id: int, op: Op) -> None:
+        assert op.target_id is not None and op.prospect_id is not None
+        new_obj = ids.object_for_id(op.target_id) or op.object
+        self._link(conn, run_id, op.prospect_id, new_obj, op.target_id, op.reason)
+        if new_obj == "Contact" and op.object == "Lead":
+            conn.execute(t.prospect.update().where(t.prospect.c.id == op.prospect_id).values(
+                salesforceLeadId=op.record_id, convertedAt=sa.func.coalesce(t.prospect.c.convertedAt, self.clock.now())))  # fmt: skip
+
+    def _merge_prospects(self, conn: Connection, run_id: int, op: Op) -> None:
+        """Merge the losing prospect (``op.prospect_id`` for CRM merges) into the surviving one."""
+        assert op.target_id is not None and op.prospect_id is not None
+        keep, lose = int(op.target_id), op.prospect_id
+        p = t.prospect
+        now = self.clock.now()
+        for table, col in ((t.visitor_activity, "prospectId"), (t.visitor, "prospectId"), (t.visit, "prospectId"),
+                           (t.visitor_page_view, "prospectId")):  # fmt: skip
+            conn.execute(table.update().where(table.c[col] == lose).values({col: keep}))
+        conn.execute(sync_link.delete().where(sync_link.c.prospect_id == lose))
+        conn.execute(p.update().where(p.c.id == lose).values(isDeleted=True, deletedAt=now, updatedAt=now))
+        self._audit(conn, run_id, "ma", "merge", "prospect", str(lose), keep, reason=op.reason)
+
+    def _recycle_or_unlink(self, conn: Connection, run_id: int, op: Op) -> None:
+        assert op.prospect_id is not None
+        now = self.clock.now()
+        if op.action is Action.RECYCLE:
+            conn.execute(t.prospect.update().where(t.prospect.c.id == op.prospect_id).values(
+                isDeleted=True, deletedAt=now, updatedAt=now))  # fmt: skip
+            self._audit(
+                conn, run_id, "ma", "recycle", op.object, op.record_id or "", op.prospect_id, reason=op.reason
+            )
+        else:
+            conn.execute(sync_link.delete().where(sync_link.c.prospect_id == op.prospect_id))
+            conn.execute(t.prospect.update().where(t.prospect.c.id == op.prospect_id).values(
+                salesforceId=None, salesforceLeadId=None, salesforceContactId=None, updatedAt=now))  # fmt: skip
+            self._audit(
+                conn, run_id, "ma", "unlink", op.object, op.record_id or "", op.prospect_id, reason=op.reason
+            )
+
+    def _write_prospect(
+        self, conn: Connection, run_id: int, op: Op, writes: Sequence[FieldWrite], now: dt.datetime
+    ) -> None:
+        values = {w.ma_field: w.new for w in writes}
+        if "email" in values:
+            values["emailKey"] = email_key(values["email"])
+        values["updatedAt"] = now
+        conn.execute(t.prospect.update().where(t.prospect.c.id == op.prospect_id).values(values))
+        for w in writes:
+            self._audit(conn, run_id, "ma", "update", "prospect", str(op.prospect_id), op.prospect_id, w)
+
+    def _agree(self, conn: Connection, op: Op, now: dt.datetime) -> None:
+        """Remember what each side holds after this op (the no-echo and field-level evidence basis)."""
+        assert op.prospect_id is not None and op.record_id is not None
+        rec = self.adapter.read(op.object, [op.record_id])
+        prospect = (
+            conn.execute(sa.select(t.prospect).where(t.prospect.c.id == op.prospect_id)).mappings().first()
+        )
+        if rec and prospect is not None:
+            self._save_state(conn, op.prospect_id, op.object, rec[0], dict(prospect), now)
+
+    def _save_state(self, conn: Connection, pid: int, obj: str, rec: Mapping[str, Any], prospect: Mapping[str, Any],
+                    now: dt.datetime) -> None:  # fmt: skip
+        conn.execute(sync_field_state.delete().where(sync_field_state.c.prospect_id == pid))
+        rows = [{"prospect_id": pid, "field": m.ma, "value": [_jsonable(_to_ma(rec.get(f), prospect.get(m.ma))),
+                                                              _jsonable(prospect.get(m.ma))], "synced_at": now}
+                for m, f in self.config.mappings(obj) if m.ma in prospect]  # fmt: skip
+        rows.append({"prospect_id": pid, "field": OWNER, "value": [self._owner_values(conn, rec.get("OwnerId")),
+                                                                   prospect.get(OWNER)], "synced_at": now})  # fmt: skip
+        conn.execute(sync_field_state.insert(), rows)
+
+    def _write_crm_updates(
+        self, run_id: int, updates: Mapping[str, list[Op]], now: dt.datetime
+    ) -> list[dict[str, Any]]:
+        errors: list[dict[str, Any]] = []
+        for obj, ops in updates.items():
+            payload = [
+                {"Id": op.record_id, **{w.crm_field: _to_crm(w.new) for w in op.writes if w.to is Side.CRM}}
+                for op in ops
+            ]
+            results = self.adapter.update(obj, payload)
+            retry: list[tuple[Op, dict[str, Any]]] = []
+            with self.engine.begin() as conn:
+                for op, body, result in zip(ops, payload, results, strict=True):
+                    if result.success:
+                        for w in op.writes:
+                            if w.to is Side.CRM:
+                                self._audit(
+                                    conn, run_id, "crm", "update", obj, op.record_id or "", op.prospect_id, w
+                                )
+                        self._agree(conn, op, now)
+                        continue
+                    bad = {f for _, _, fields in result.errors for f in fields}
+                    for code, message, fields in result.errors:
+                        f0 = fields[0] if fields else None
+                        errors.append(self._error(conn, run_id, _kind(code), obj, op.record_id, op.prospect_id, code,
+                                                  message, field_name=f0, value=body.get(f0) if f0 else None,
+                                                  retriable=result.retriable))  # fmt: skip
+                    if self.config.partial_writes and bad and not result.retriable:
+                        rest = {k: v for k, v in body.items() if k not in bad}
+                        if len(rest) > 1:
+                            retry.append((op, rest))
+            if retry:
+                again = self.adapter.update(obj, [b for _, b in retry])
+                with self.engine.begin() as conn:
+                    for (op, body), result in zip(retry, again, strict=True):
+                        if result.success:
+                            for w in op.writes:
+                                if w.to is Side.CRM and w.crm_field in body:
+                                    self._audit(
+                                        conn,
+                                        run_id,
+                                        "crm",
+                                        "update",
+                                        obj,
+                                        op.record_id or "",
+                                        op.prospect_id,
+                                        w,
+                                    )
+                            self._agree(conn, op, now)
+        return errors
+
+    def _write_crm_creates(self, run_id: int, creates: list[Op], now: dt.datetime) -> list[dict[str, Any]]:
+        if not creates:
+            return []
+        results = self.adapter.create("Lead", [dict(op.values) for op in creates])
+        errors: list[dict[str, Any]] = []
+        with self.engine.begin() as conn:
+            for op, result in zip(creates, results, strict=True):
+                if not result.success or result.id is None:
+                    for code, message, fields in result.errors:
+                        errors.append(self._error(conn, run_id, _kind(code), "Lead", None, op.prospect_id, code, message,
+                                                  field_name=fields[0] if fields else None, retriable=result.retriable))  # fmt: skip
+                    continue
+                self._audit(
+                    conn, run_id, "crm", "create", "Lead", result.id, op.prospect_id, reason=op.reason
+                )
+                for k, val in op.values.items():
+                    self._audit(conn, run_id, "crm", "update", "Lead", result.id, op.prospect_id,
+                                FieldWrite(Side.CRM, k, k, None, val, "create", Evidence.RULE.value, "lead created"))  # fmt: skip
+                self._link(conn, run_id, op.prospect_id, "Lead", result.id, op.reason, audit=False)
+                assert op.prospect_id is not None
+                self._agree(conn, Op(Action.UPDATE, None, "Lead", result.id, op.prospect_id, ""), now)
+        return errors
+
+    def _sync_mirrors(self, conn: Connection, mirrored: Mapping[str, list[Mapping[str, Any]]]) -> None:
+        """Accounts → prospect accounts, opportunities (via contact roles) → read-only opportunity data."""
+        from renkei.core.activities import ActivityType, AssetKind
+        from renkei.marketing.activity_service import NewActivity, record_activities
+
+        now = self.clock.now()
+        pa, o, op_ = t.prospect_account, t.opportunity, t.opportunity_prospect
+        for acc in mirrored.get("Account", []):
+            values = {"name": acc.get("Name"), "billingAddressOne": acc.get("BillingStreet"),
+                      "billingCity": acc.get("BillingCity"), "billingState": acc.get("BillingState"),
+                      "billingZip": acc.get("BillingPostalCode"), "billingCountry": acc.get("BillingCountry"),
+                      "phone": acc.get("Phone"), "website": acc.get("Website"), "industry": acc.get("Industry"),
+                      "type": acc.get("Type"), "rating": acc.get("Rating"), "annualRevenue": acc.get("AnnualRevenue"),
+                      "employees": acc.get("NumberOfEmployees"), "isDeleted": bool(acc.get("IsDeleted")),
+                      "updatedAt": now}  # fmt: skip
+            existing = conn.execute(sa.select(pa.c.id).where(pa.c.salesforceId == acc["Id"])).scalar()
+            if existing is None:
+                conn.execute(pa.insert().values(salesforceId=acc["Id"], createdAt=now, **values))
+            else:
+                conn.execute(pa.update().where(pa.c.id == existing).values(values))
+        events: list[NewActivity] = []
+        for opp in mirrored.get("Opportunity", []):
+            custom = {k: _jsonable(v) for k, v in opp.items() if k.endswith("__c")}
+            values = {"name": opp.get("Name"), "stageName": opp.get("StageName"), "isWon": bool(opp.get("IsWon")),
+                      "isClosed": bool(opp.get("IsClosed")), "amount": opp.get("Amount"),
+                      "probability": opp.get("Probability"), "closeDate": opp.get("CloseDate"), "type": opp.get("Type"),
+                      "leadSource": opp.get("LeadSource"), "salesforceAccountId": opp.get("AccountId"),
+                      "customFields": custom, "isDeleted": bool(opp.get("IsDeleted")), "updatedAt": now}  # fmt: skip
+            existing_row = conn.execute(
+                sa.select(o.c.id, o.c.isWon, o.c.isClosed).where(o.c.salesforceId == opp["Id"])
+            ).first()
+            if existing_row is None:
+                oid = int(
+                    conn.execute(
+                        o.insert().values(salesforceId=opp["Id"], createdAt=now, **values).returning(o.c.id)
+                    ).scalar_one()
+                )
+                change = ActivityType.NEW_OPPORTUNITY
+            else:
+                oid = existing_row.id
+                conn.execute(o.update().where(o.c.id == oid).values(values))
+                change = None
+                if values["isClosed"] and not existing_row.isClosed:
+                    change = (
+                        ActivityType.OPPORTUNITY_WON if values["isWon"] else ActivityType.OPPORTUNITY_LOST
+                    )
+            if values["isClosed"] and existing_row is None:
+                change = ActivityType.OPPORTUNITY_WON if values["isWon"] else ActivityType.OPPORTUNITY_LOST
+            if change is not None:
+                for row in conn.execute(sa.select(op_.c.prospectId).where(op_.c.opportunityId == oid)):
+                    events.append(NewActivity(change, AssetKind.OPPORTUNITY, prospect_id=row.prospectId,
+                                              details=opp.get("Name"), refs={"opportunityId": opp["Id"]}))  # fmt: skip
+        for role in mirrored.get("OpportunityContactRole", []):
+            linked = conn.execute(
+                sa.select(sync_link.c.prospect_id).where(sync_link.c.crm_id == role.get("ContactId"))
+            ).scalar()
+            mirror_id = conn.execute(
+                sa.select(o.c.id).where(o.c.salesforceId == role.get("OpportunityId"))
+            ).scalar()
+            if linked is None or mirror_id is None:
+                continue
+            oid = int(mirror_id)
+            exists = conn.execute(
+                sa.select(op_.c.prospectId).where(op_.c.opportunityId == oid, op_.c.prospectId == linked)
+            ).first()
+            if role.get("IsDeleted"):
+                conn.execute(op_.delete().where(op_.c.opportunityId == oid, op_.c.prospectId == linked))
+            elif exists is None:
+                conn.execute(op_.insert().values(opportunityId=oid, prospectId=linked, role=role.get("Role"),
+                                                 isPrimary=bool(role.get("IsPrimary"))))  # fmt: skip
+                orow = conn.execute(sa.select(o).where(o.c.id == oid)).mappings().one()
+                events.append(NewActivity(ActivityType.NEW_OPPORTUNITY, AssetKind.OPPORTUNITY, prospect_id=linked,
+                                          details=orow["name"], refs={"opportunityId": orow["salesforceId"]}))  # fmt: skip
+        # prospect accounts for linked contacts
+        for contact_link in conn.execute(
+            sa.select(sync_link).where(sync_link.c.crm_object == "Contact")
+        ).all():
+            rows = self.adapter.read("Contact", [contact_link.crm_id]) if mirrored.get("Account") else []
+            if rows and rows[0].get("AccountId"):
+                pa_id = conn.execute(
+                    sa.select(pa.c.id).where(pa.c.salesforceId == rows[0]["AccountId"])
+                ).scalar()
+                if pa_id is not None:
+                    conn.execute(t.prospect.update().where(t.prospect.c.id == contact_link.prospect_id).values(
+                        prospectAccountId=pa_id, salesforceAccountId=rows[0]["AccountId"]))  # fmt: skip
+        if events:
+            record_activities(conn, events, now)
+
+    # -- explain, rollback, errors, queue ----------------------------------------------------
+
+    def explain(self, prospect_id: int, field_name: str | None = None) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            prospect = (
+                conn.execute(sa.select(t.prospect).where(t.prospect.c.id == prospect_id)).mappings().first()
+            )
+            if prospect is None:
+                raise NotFoundError(f"prospect {prospect_id} does not exist")
+            link = conn.execute(sa.select(sync_link).where(sync_link.c.prospect_id == prospect_id)).first()
+            state = self._state(conn, prospect_id)
+            rec: dict[str, Any] = {}
+            if link is not None:
+                rows = self.adapter.read(link.crm_object, [link.crm_id])
+                rec = dict(rows[0]) if rows else {}
+            obj = link.crm_object if link is not None else "Lead"
+            fields_out = []
+            for m, crm_field in self.config.mappings(obj):
+                if field_name and field_name not in (m.ma, crm_field):
+                    continue
+                last_write = conn.execute(sa.select(sync_audit).where(
+                    sync_audit.c.prospect_id == prospect_id, sync_audit.c.field == m.ma,
+                    sync_audit.c.action == "update").order_by(sync_audit.c.id.desc()).limit(1)).mappings().first()  # fmt: skip
+                last = state.get(m.ma)
+                nxt = None
+                if link is not None:
+                    d: Decision | None = decide(m.rule, Observed(_to_ma(rec.get(crm_field), prospect.get(m.ma)), rec.get("SystemModstamp")),
+                                                Observed(prospect.get(m.ma), prospect.get("updatedAt")),
+                                                last[0] if last else None, last[1] if last else None,
+                                                synced_before=last is not None, sync_blanks=m.sync_blanks)  # fmt: skip
+                    nxt = ({"write": d.to.value, "value": _jsonable(d.value), "evidence": d.evidence.value, "reason": d.reason}
+                           if d else {"write": None, "reason": "in step" if same(rec.get(crm_field), prospect.get(m.ma))
+                                      else "no write under this rule (blank or one-way)"})  # fmt: skip
+                fields_out.append({
+                    "field": m.ma, "crmField": crm_field, "rule": m.rule.value, "syncBlanks": m.sync_blanks,
+                    "marketingValue": _jsonable(prospect.get(m.ma)), "crmValue": _jsonable(rec.get(crm_field)),
+                    "lastWrite": None if last_write is None else {
+                        "at": _jsonable(last_write["at"]), "runId": last_write["run_id"],
+                        "writtenTo": last_write["direction"], "from": last_write["old"], "to": last_write["new"],
+                        "evidence": last_write["evidence"], "why": last_write["reason"]},
+                    "nextCycle": nxt,
+                })  # fmt: skip
+        if field_name and not fields_out:
+            raise InputError(f"field {field_name!r} is not mapped for {obj}", code="INVALID_FIELD")
+        return {"prospectId": prospect_id, "linkedTo": {"object": link.crm_object, "id": link.crm_id} if link else None,
+                "fields": fields_out}  # fmt: skip
+
+    def rollback(self, run_id: int) -> dict[str, Any]:
+        """Restore every value the run overwrote, on both sides (when not changed since), audited."""
+        with self.engine.begin() as conn:
+            run = conn.execute(sa.select(sync_run).where(sync_run.c.id == run_id)).first()
+            if run is None:
+                raise NotFoundError(f"sync run {run_id} does not exist")
+            if run.rolled_back_by is not None:
+                raise InputError(
+                    f"run {run_id} was already rolled back by run {run.rolled_back_by}",
+                    code="ALREADY_ROLLED_BACK",
+                )
+            rows = conn.execute(sa.select(sync_audit).where(sync_audit.c.run_id == run_id, sync_audit.c.action == "update",
+                                                            sync_audit.c.rule != "create")
+                                .order_by(sync_audit.c.id.desc())).mappings().all()  # fmt: skip
+            new_run = int(conn.execute(sync_run.insert().values(kind="rollback", started_at=self.clock.now(),
+                                                                status="running").returning(sync_run.c.id)).scalar_one())  # fmt: skip
+        restored, skipped = 0, []
+        crm_writes: dict[str, dict[str, dict[str, Any]]] = {}
+        with self.engine.begin() as conn:
+            for r in rows:
+                if r["direction"] == "ma":
+                    current = conn.execute(
+                        sa.select(t.prospect.c[r["field"]]).where(t.prospect.c.id == r["prospect_id"])
+                    ).scalar()
+                    if not same(_jsonable(current), r["new"]):
+                        skipped.append(
+                            {
+                                "prospectId": r["prospect_id"],
+                                "field": r["field"],
+                                "reason": "changed since the run",
+                            }
+                        )
+                        continue
+                    value = _from_json(t.prospect.c[r["field"]], r["old"])
+                    conn.execute(t.prospect.update().where(t.prospect.c.id == r["prospect_id"]).values(
+                        {r["field"]: value, "updatedAt": self.clock.now()}))  # fmt: skip
+                    self._audit(conn, new_run, "ma", "update", "prospect", r["record_id"], r["prospect_id"],
+                                FieldWrite(Side.MA, r["field"], r["field"], r["new"], r["old"], "rollback", "rule",
+                                           f"rollback of run {run_id}"))  # fmt: skip
+                    restored += 1
+                else:
+                    crm_field = self._crm_field(r["object"], r["field"])
+                    crm_writes.setdefault(r["object"], {}).setdefault(r["record_id"], {})[crm_field] = (
+                        r["old"],
+                        r["new"],
+                        r,
+                    )
+        for obj, per_record in crm_writes.items():
+            current = {str(x["Id"]): x for x in self.adapter.read(obj, list(per_record))}
+            payload = []
+            for rid, fields_ in per_record.items():
+                body = {"Id": rid}
+                for crm_field, (old, new, _row) in fields_.items():
+                    if same(_jsonable(current.get(rid, {}).get(crm_field)), new):
+                        body[crm_field] = old
+                    else:
+                        skipped.append(
+                            {"recordId": rid, "field": crm_field, "reason": "changed since the run"}
+                        )
+                if len(body) > 1:
+                    payload.append(body)
+            results = self.adapter.update(obj, payload) if payload else []
+            with self.engine.begin() as conn:
+                for body, result in zip(payload, results, strict=True):
+                    if not result.success:
+                        skipped.append(
+                            {"recordId": body["Id"], "reason": "; ".join(m for _, m, _ in result.errors)}
+                        )
+                        continue
+                    for crm_field, old in body.items():
+                        if crm_field == "Id":
+                            continue
+                        _old, new, row = per_record[body["Id"]][crm_field]
+                        self._audit(conn, new_run, "crm", "update", obj, body["Id"], row["prospect_id"],
+                                    FieldWrite(Side.CRM, row["field"], crm_field, new, old, "rollback", "rule",
+                                               f"rollback of run {run_id}"))  # fmt: skip
+                        restored += 1
+        with self.engine.begin() as conn:
+            conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(rolled_back_by=new_run))
+            conn.execute(sync_run.update().where(sync_run.c.id == new_run).values(
+                status="done", finished_at=self.clock.now(), counts={"restored": restored, "skipped": len(skipped)}))  # fmt: skip
+            for r in rows:  # the restored values are the agreed ones now
+                conn.execute(sync_field_state.delete().where(sync_field_state.c.prospect_id == r["prospect_id"],
+                                                             sync_field_state.c.field == r["field"]))  # fmt: skip
+        return {"runId": new_run, "rolledBack": run_id, "restored": restored, "skipped": skipped}
+
+    def _crm_field(self, obj: str, ma_field: str) -> str:
+        if ma_field == OWNER:
+            return "OwnerId"
+        for m, f in self.config.mappings(obj):
+            if m.ma == ma_field:
+                return f
+        return ma_field
+
+    def errors(self, *, include_resolved: bool = False) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            q = sa.select(sync_error).order_by(sync_error.c.id)
+            if not include_resolved:
+                q = q.where(sync_error.c.resolved_at.is_(None))
+            return [{k: _jsonable(v) for k, v in r.items()} for r in conn.execute(q).mappings()]
+
+    def retry(self, error_id: int | None = None) -> dict[str, Any]:
+        """Queue the records of open errors for the next cycle, then run it."""
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            q = sa.select(sync_error).where(sync_error.c.resolved_at.is_(None))
+            if error_id is not None:
+                q = q.where(sync_error.c.id == error_id)
+            rows = conn.execute(q).mappings().all()
+            if error_id is not None and not rows:
+                raise NotFoundError(f"no open sync error {error_id}")
+            for r in rows:
+                if r["record_id"] and r["object"] in CRM_OBJECTS:
+                    source, rid = f"crm:{r['object']}", r["record_id"]
+                elif r["prospect_id"] is not None:
+                    source, rid = "ma:prospect", str(r["prospect_id"])
+                else:
+                    continue
+                if (
+                    conn.execute(
+                        sa.select(sync_queue).where(
+                            sync_queue.c.source == source, sync_queue.c.record_id == rid
+                        )
+                    ).first()
+                    is None
+                ):
+                    conn.execute(sync_queue.insert().values(source=source, record_id=rid, enqueued_at=now))
+                conn.execute(sync_error.update().where(sync_error.c.id == r["id"]).values(resolved_at=now))
+        result = self.run()
+        return {"retried": len(rows), "run": result}
+
+    def queue(self) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            pending = int(conn.execute(sa.select(sa.func.count()).select_from(sync_queue)).scalar_one())
+        rate = self.config.rate_per_hour
+        eta = None if not pending else (0 if rate is None else round(pending / rate * 3600))
+        return {
+            "pending": pending,
+            "ratePerHour": rate,
+            "etaSeconds": eta,
+            "threshold": self.config.queue_threshold,
+        }
+
+
+def _kind(code: str) -> str:
+    if code in ("UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE", "UNAVAILABLE"):
+        return "unavailable"
+    if code in ("NOT_FOUND", "ENTITY_IS_DELETED"):
+        return "not_found"
+    if code == "CANNOT_UPDATE_CONVERTED_LEAD":
+        return "conflict"
+    return "validation"
+
+
+def _to_ma(crm_value: Any, like: Any) -> Any:
+    """A CRM value as the marketing side keeps it (numbers to ints where the prospect has ints)."""
+    if isinstance(crm_value, float) and (isinstance(like, int) or crm_value.is_integer()):
+        return int(crm_value)
+    return crm_value
+
+
+def _to_crm(value: Any) -> Any:
+    return value
+
+
+def _from_json(column: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(column.type, sa.DateTime) or column.type.__class__.__name__ == "UTCDateTime":
+        return dt.datetime.fromisoformat(value)
+    return value
+
+
+def _counts(ops: Iterable[Op]) -> dict[str, Any]:
+    out: dict[str, Any] = {"crm": {"create": 0, "update": 0, "delete": 0}, "ma": {"create": 0, "update": 0, "delete": 0},
+                           "link": 0, "skip": 0, "error": 0}  # fmt: skip
+    for op in ops:
+        if op.action is Action.CREATE and op.side is not None:
+            out[op.side.value]["create"] += 1
+        elif op.action is Action.UPDATE:
+            for side in {w.to for w in op.writes}:
+                out[side.value]["update"] += 1
+        elif op.action in (Action.RECYCLE, Action.MERGE):
+            out["ma"]["delete"] += 1
+        elif op.action in (Action.LINK, Action.MOVE_LINK):
+            out["link"] += 1
+        elif op.action is Action.SKIP:
+            out["skip"] += 1
+        elif op.action is Action.ERROR:
+            out["error"] += 1
+    return out

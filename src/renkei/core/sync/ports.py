@@ -1,0 +1,62 @@
+"""The CRM adapter port: what the sync engine needs from a CRM (built-in or Salesforce REST).
+
+An adapter reads changes since a watermark, reads records by id, writes in batches of at most
+200 records with one result per record, and describes objects. It never writes the engine's own
+state: outcomes come back as values and the engine persists them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+MAX_BATCH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where the last read of an object's changes stopped: (SystemModstamp, Id)."""
+
+    modstamp: dt.datetime
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeBatch:
+    records: tuple[Mapping[str, Any], ...]  # full records, deleted ones included (IsDeleted)
+    cursor: Cursor | None
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    id: str | None
+    success: bool
+    errors: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # (code, message, fields)
+
+    @property
+    def retriable(self) -> bool:
+        return any(code in RETRIABLE_CODES for code, _, _ in self.errors)
+
+
+RETRIABLE_CODES = frozenset(
+    {"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE", "UNAVAILABLE"}
+)
+
+
+class CrmAdapter(Protocol):
+    def changes(self, object_name: str, cursor: Cursor | None, limit: int = 2000) -> ChangeBatch: ...
+
+    def read(self, object_name: str, ids: Sequence[str]) -> list[Mapping[str, Any]]: ...
+
+    def create(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]: ...
+
+    def update(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]: ...
+
+    def describe(self, object_name: str) -> Mapping[str, Any]: ...
+
+    def count(self, object_name: str, where: str | None) -> int: ...
+
+    def query(self, soql: str) -> list[Mapping[str, Any]]: ...

@@ -1,0 +1,117 @@
+"""The connector's own state: links, agreed field values, watermarks, runs, audit, errors, queue."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from renkei.store.db import UTCDateTime
+from renkei.store.tables import metadata
+
+#: One prospect ↔ one CRM lead or contact.
+sync_link = sa.Table(
+    "sync_link",
+    metadata,
+    sa.Column("prospect_id", sa.Integer(), primary_key=True),
+    sa.Column("crm_object", sa.String(40), nullable=False),
+    sa.Column("crm_id", sa.String(18), nullable=False, unique=True),
+    sa.Column("linked_at", UTCDateTime(), nullable=False),
+    sa.Column("run_id", sa.Integer()),
+)
+
+#: The value both sides agreed on after the last sync, per prospect and field (no echo; field-level
+#: "who changed it" evidence for the judge).
+sync_field_state = sa.Table(
+    "sync_field_state",
+    metadata,
+    sa.Column("prospect_id", sa.Integer(), primary_key=True),
+    sa.Column("field", sa.String(80), primary_key=True),
+    sa.Column("value", sa.JSON()),
+    sa.Column("synced_at", UTCDateTime(), nullable=False),
+)
+
+sync_watermark = sa.Table(
+    "sync_watermark",
+    metadata,
+    sa.Column("source", sa.String(40), primary_key=True),  # "crm:Lead", "crm:Contact", "ma:prospect"
+    sa.Column("modstamp", UTCDateTime()),
+    sa.Column("record_id", sa.String(40)),
+)
+
+sync_run = sa.Table(
+    "sync_run",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(20), nullable=False),  # cycle, rollback, retry
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("counts", sa.JSON()),
+    sa.Column("rolled_back_by", sa.Integer()),
+)
+
+sync_audit = sa.Table(
+    "sync_audit",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer(), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("direction", sa.String(10), nullable=False),  # "crm" (written to the CRM) or "ma"
+    sa.Column("action", sa.String(10), nullable=False),  # create, update, delete, link, restore
+    sa.Column("object", sa.String(40), nullable=False),
+    sa.Column("record_id", sa.String(40), nullable=False),
+    sa.Column("prospect_id", sa.Integer()),
+    sa.Column("field", sa.String(80)),
+    sa.Column("old", sa.JSON()),
+    sa.Column("new", sa.JSON()),
+    sa.Column("rule", sa.String(40)),
+    sa.Column("evidence", sa.String(40)),
+    sa.Column("reason", sa.String(255)),
+    sa.Index("ix_sync_audit_run", "run_id"),
+    sa.Index("ix_sync_audit_prospect", "prospect_id", "field"),
+)
+
+sync_error = sa.Table(
+    "sync_error",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer()),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column(
+        "kind", sa.String(30), nullable=False
+    ),  # validation, cap_reached, not_found, conflict, unavailable, collision
+    sa.Column("object", sa.String(40), nullable=False),
+    sa.Column("record_id", sa.String(40)),
+    sa.Column("prospect_id", sa.Integer()),
+    sa.Column("field", sa.String(80)),
+    sa.Column("value", sa.JSON()),
+    sa.Column("code", sa.String(60)),
+    sa.Column("message", sa.String(1024), nullable=False),
+    sa.Column("retriable", sa.Boolean(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime()),
+    sa.Column("resolved_at", UTCDateTime()),
+    sa.Index("ix_sync_error_open", "resolved_at", "kind"),
+)
+
+#: Records waiting their turn when a cycle has more changes than the queue threshold.
+sync_queue = sa.Table(
+    "sync_queue",
+    metadata,
+    sa.Column("source", sa.String(40), primary_key=True),
+    sa.Column("record_id", sa.String(40), primary_key=True),
+    sa.Column("enqueued_at", UTCDateTime(), nullable=False),
+)
+
+sync_setting_change = sa.Table(
+    "sync_setting_change",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("old", sa.JSON()),
+    sa.Column("new", sa.JSON()),
+)
+
+SYNC_TABLES = (sync_link, sync_field_state, sync_watermark, sync_run, sync_audit, sync_error, sync_queue,
+               sync_setting_change)  # fmt: skip
