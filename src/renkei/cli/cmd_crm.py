@@ -238,5 +238,43 @@ def field_add(
     emit(f.to_describe(), as_json, lambda d: print(f"{object_name}.{d['name']} ({d['type']}) added"))
 
 
+@crm_app.command("activities")
+@handle_errors
+def activities(
+    object_name: Annotated[str, typer.Argument(metavar="OBJECT")],
+    record_id: Annotated[str, typer.Argument(metavar="ID")],
+    limit: Annotated[int, typer.Option(help="Most recent N.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """What sales sees on a lead or contact: the linked prospect's score, grade, dates and recent engagement."""
+    import sqlalchemy as sa
+
+    from renkei.store import tables as t
+    from renkei.store.tables_sync import sync_link
+
+    svc = _service()
+    rec = svc.get(object_name, record_id, ["Id"])
+    with svc.engine.connect() as conn:
+        pid = conn.execute(sa.select(sync_link.c.prospect_id).where(sync_link.c.crm_id == rec["Id"])).scalar()
+        if pid is None:
+            raise InputError(f"{object_name} {rec['Id']} is not linked to a prospect", code="NOT_LINKED")
+        p = t.prospect
+        prospect = conn.execute(sa.select(p.c.id, p.c.score, p.c.grade, p.c.createdAt, p.c.lastActivityAt,
+                                          p.c.firstActivityAt).where(p.c.id == pid)).mappings().one()  # fmt: skip
+        va = t.visitor_activity
+        rows = conn.execute(sa.select(va.c.id, va.c.type, va.c.typeName, va.c.details, va.c.createdAt)
+                            .where(va.c.prospectId == pid).order_by(va.c.createdAt.desc(), va.c.id.desc())
+                            .limit(limit)).mappings().all()  # fmt: skip
+    from renkei.core.activities import type_label
+
+    out = {"recordId": rec["Id"], "prospect": {"id": prospect["id"], "score": prospect["score"], "grade": prospect["grade"],
+                                               "createdAt": prospect["createdAt"], "firstActivityAt": prospect["firstActivityAt"],
+                                               "lastActivityAt": prospect["lastActivityAt"]},
+           "activities": [{"id": r["id"], "type": r["type"], "typeLabel": type_label(r["type"]), "typeName": r["typeName"],
+                           "details": r["details"], "createdAt": r["createdAt"]} for r in rows]}  # fmt: skip
+    emit(out, as_json, lambda d: print_table(d["activities"], ["createdAt", "typeLabel", "typeName", "details"],
+                                             title=f"score {d['prospect']['score']} grade {d['prospect']['grade']}"))  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(crm_app, name="crm")
