@@ -25,7 +25,7 @@ import nh3
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from renkei.clock import Clock, SystemClock
+from renkei.clock import Clock, FixedClock, SystemClock
 from renkei.core.activities import ActivityType, AssetKind
 from renkei.core.automation import parse_actions
 from renkei.core.hygiene import company_key, lookup_postcode, normalize_width, parse_phone
@@ -332,7 +332,7 @@ def _convert(
         **first_touch,
     }
     row = coerce_record(schema.fields, new, writable=writable)
-    created = ProspectService(conn.engine, clock=_Fixed(now))._insert(conn, schema, row)
+    created = ProspectService(conn.engine, clock=FixedClock(now))._insert(conn, schema, row)
     return int(created["id"]), True
 
 
@@ -346,14 +346,6 @@ def account_for_company(conn: Connection, company: str | None) -> int | None:
     rows = conn.execute(sa.select(pa.c.id, pa.c.name).where(pa.c.isDeleted.is_(False)))
     matches = [r.id for r in rows if company_key(r.name) == key]
     return int(matches[0]) if len(matches) == 1 else None
-
-
-class _Fixed:
-    def __init__(self, now: dt.datetime) -> None:
-        self._now = now
-
-    def now(self) -> dt.datetime:
-        return self._now
 
 
 # ---------------------------------------------------------------------------------------------
