@@ -137,8 +137,8 @@ def test_each_kind_of_change_reaches_a_dynamic_list(engine: Engine) -> None:
     clock = FixedClock(NOW)
     service = SegmentService(engine, clock=clock)
     old = NOW - dt.timedelta(days=30)
-    for pid in (1, 2, 3, 4, 5):  # distinct timestamps: only prospect 5 ties with the mark
-        _prospect(engine, pid, isDeleted=False, updatedAt=old - dt.timedelta(minutes=5 - pid))
+    for pid in (1, 2, 3, 4, 5):
+        _prospect(engine, pid, isDeleted=False, updatedAt=old)
     static = service.create("static", static=True)
     rule = (
         f'any(has tag "VIP", in list {static["id"]}, has activity(type in (SUCCESS)), '
@@ -190,3 +190,26 @@ def test_each_kind_of_change_reaches_a_dynamic_list(engine: Engine) -> None:
     service.remove(static["id"], [2])
     [result] = service.refresh(lst["id"])
     assert (result.mode, result.removed, service.member_ids(lst["id"])) == ("incremental", 3, {3, 5})
+
+
+def test_activity_and_opportunity_windows_move_with_time(engine: Engine) -> None:
+    clock = FixedClock(NOW)
+    service = SegmentService(engine, clock=clock)
+    for pid in (1, 2):
+        _prospect(engine, pid, isDeleted=False)
+    with engine.begin() as conn:
+        conn.execute(t.visitor_activity.insert().values(type=20, prospectId=1, createdAt=NOW - dt.timedelta(days=5),
+                                                        updatedAt=NOW))  # fmt: skip
+        conn.execute(t.opportunity.insert().values(id=1, name="o", isWon=False, isClosed=True, isDeleted=False,
+                                                   closeDate=dt.date(2025, 6, 20), createdAt=NOW, updatedAt=NOW))  # fmt: skip
+        conn.execute(t.opportunity_prospect.insert().values(opportunityId=1, prospectId=2, isPrimary=True))
+    lst = service.create(
+        "windows", rule="any(has activity(within last 7 days), has opportunity(closeDate within last 12 months))"
+    )
+    assert service.member_ids(lst["id"]) == {1, 2}
+    clock.advance(days=3)  # the visit is 8 days old; the close date still within 12 months (15 June 2025 on)
+    [result] = service.refresh(lst["id"])
+    assert (result.evaluated, service.member_ids(lst["id"])) == (1, {2})
+    clock.advance(days=3)  # today 21 June 2026 in Tokyo: 12 months back is 21 June 2025
+    [result] = service.refresh(lst["id"])
+    assert (result.evaluated, service.member_ids(lst["id"])) == (1, set())

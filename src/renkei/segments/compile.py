@@ -2,7 +2,7 @@
 
 Each predicate becomes a two-valued boolean expression (a comparison with NULL is guarded to be
 false), so the result equals ``renkei.core.rules.evaluate`` row for row. Related data becomes
-correlated ``EXISTS`` (or a ``COUNT`` for "at least N") over ``visitor_activity``,
+``id [NOT] IN (SELECT prospectId …)`` (with ``GROUP BY … HAVING`` for "at least N") over ``visitor_activity``,
 ``opportunity_prospect``/``opportunity``, ``prospect_account``, ``tag_object`` and
 ``list_membership``. The only dialect-specific pieces are ASCII case folding and substring search,
 compiled per dialect below.
@@ -155,11 +155,16 @@ def _json_condition(cond: Condition, kind: Kind, doc: ColumnElement[Any], moment
 
 
 def rule_sql(node: Node, ctx: SqlContext) -> Bool:
-    """The rule as a boolean expression over ``ctx.prospect`` (correlated subqueries inside)."""
+    """The rule as a boolean expression over ``ctx.prospect``.
+
+    Related data is tested with uncorrelated ``id IN (SELECT prospectId …)`` subqueries: both
+    databases build each set once (SQLite an ephemeral index, PostgreSQL a hashed semi-join)
+    instead of probing per prospect. The subqueries never yield NULL, so ``NOT IN`` is safe."""
     p = ctx.prospect
     moment = ctx.moment
     if isinstance(node, Group):
-        parts = [rule_sql(i, ctx) for i in node.items]
+        # Cheap, selective tests first: SQLite evaluates the terms in order and stops early.
+        parts = [rule_sql(i, ctx) for i in sorted(node.items, key=_cost)]
         if not parts:
             return sa.true() if node.match is Match.ALL else sa.false()
         return sa.and_(*parts) if node.match is Match.ALL else sa.or_(*parts)
@@ -174,29 +179,40 @@ def rule_sql(node: Node, ctx: SqlContext) -> Bool:
             test = condition_sql(local, ctx.catalog.account[name], a.c[name], moment)
         else:
             test = _json_condition(local, json_field_kind(local, {}), a.c.customFields, moment)
-        return sa.exists(sa.select(1).where(a.c.id == p.c.prospectAccountId, _not_true(a.c.isDeleted), test))
+        accounts = sa.select(a.c.id).where(_not_true(a.c.isDeleted), test)
+        return sa.and_(p.c.prospectAccountId.is_not(None), p.c.prospectAccountId.in_(accounts))
     if isinstance(node, TagPredicate):
         o, tag = t.tag_object, t.tag
-        found = sa.exists(
-            sa.select(1)
+        tagged = (
+            sa.select(o.c.objectId)
             .select_from(o.join(tag, tag.c.id == o.c.tagId))
-            .where(o.c.objectType == "prospect", o.c.objectId == p.c.id, tag.c.name == node.tag)
+            .where(o.c.objectType == "prospect", tag.c.name == node.tag)
         )
-        return found if node.has else sa.not_(found)
+        return p.c.id.in_(tagged) if node.has else p.c.id.not_in(tagged)
     if isinstance(node, ListPredicate):
         m = t.list_membership
-        found = sa.exists(sa.select(1).where(m.c.listId == node.list_id, m.c.prospectId == p.c.id))
-        return found if node.member else sa.not_(found)
+        members = sa.select(m.c.prospectId).where(m.c.listId == node.list_id)
+        return p.c.id.in_(members) if node.member else p.c.id.not_in(members)
     if isinstance(node, ActivityPredicate):
-        conds = activity_conditions(node, moment)
         va = t.visitor_activity
-        where = [va.c.prospectId == p.c.id, *conds]
+        active = sa.select(va.c.prospectId).where(va.c.prospectId.is_not(None), *activity_conditions(node, moment))
         if node.at_least > 1:
-            count = sa.select(sa.func.count()).select_from(va).where(*where).scalar_subquery()
-            return count >= node.at_least
-        found = sa.exists(sa.select(1).select_from(va).where(*where))
-        return found if node.has else sa.not_(found)
+            active = active.group_by(va.c.prospectId).having(sa.func.count() >= node.at_least)
+        return p.c.id.in_(active) if node.has else p.c.id.not_in(active)
     return opportunity_sql(node, ctx)
+
+
+def _cost(node: Node) -> int:
+    """A rough rank of how expensive a predicate is to test per prospect."""
+    if isinstance(node, FieldPredicate):
+        return 1 if node.on_account else 0
+    if isinstance(node, (TagPredicate, ListPredicate)):
+        return 2
+    if isinstance(node, OpportunityPredicate):
+        return 3
+    if isinstance(node, ActivityPredicate):
+        return 4
+    return 5 + max((_cost(i) for i in node.items), default=0)
 
 
 def activity_conditions(node: ActivityPredicate, moment: Moment) -> list[Bool]:
@@ -225,10 +241,10 @@ def opportunity_condition_sql(cond: Condition, catalog: Catalog, moment: Moment)
 
 def opportunity_sql(node: OpportunityPredicate, ctx: SqlContext) -> Bool:
     o, op = t.opportunity, t.opportunity_prospect
-    conds: list[Bool] = [op.c.prospectId == ctx.prospect.c.id, _not_true(o.c.isDeleted)]
+    conds: list[Bool] = [_not_true(o.c.isDeleted)]
     conds += [opportunity_condition_sql(c, ctx.catalog, ctx.moment) for c in node.conditions]
-    found = sa.exists(sa.select(1).select_from(op.join(o, o.c.id == op.c.opportunityId)).where(*conds))
-    return found if node.has else sa.not_(found)
+    linked = sa.select(op.c.prospectId).select_from(op.join(o, o.c.id == op.c.opportunityId)).where(*conds)
+    return ctx.prospect.c.id.in_(linked) if node.has else ctx.prospect.c.id.not_in(linked)
 
 
 def live(p: sa.Table) -> Bool:

@@ -4,8 +4,10 @@ A dynamic list keeps its members equal to "live prospects matching the rule now"
 evaluates the rule over every prospect; an incremental refresh re-evaluates only the prospects
 that may have changed since the last run:
 
-- prospects whose ``updatedAt`` moved, prospects with new ``visitor_activity`` rows (by id),
-  prospects on opportunities / prospect accounts whose ``updatedAt`` moved;
+- prospects whose ``updatedAt`` is later than the latest one seen by the last run, prospects
+  with new ``visitor_activity`` rows (by id), prospects on opportunities / prospect accounts
+  whose ``updatedAt`` is later than the latest seen (strictly: rows sharing the latest timestamp
+  were visible to the last run, so a bulk import is not re-evaluated again and again);
 - prospects logged in ``segment_change`` by the triggers on ``tag_object``, ``list_membership``
   and ``opportunity_prospect`` (these rows carry no timestamp);
 - prospects for which a relative window of the rule flips between the last run's "now" and this
@@ -429,20 +431,20 @@ def candidate_queries(ctx: SqlContext, node: Node, state: dict[str, Any], before
         ),
     ]
     if state["prospectMark"] is not None:
-        queries.append(sa.select(p.c.id).where(p.c.updatedAt >= state["prospectMark"]))
+        queries.append(sa.select(p.c.id).where(p.c.updatedAt > state["prospectMark"]))
     else:
         queries.append(sa.select(p.c.id))
     opp_mark = state["opportunityMark"]
     queries.append(
         sa.select(link.c.prospectId)
         .select_from(link.join(o, o.c.id == link.c.opportunityId))
-        .where(o.c.updatedAt >= opp_mark if opp_mark is not None else sa.true())
+        .where(o.c.updatedAt > opp_mark if opp_mark is not None else sa.true())
     )
     acc_mark = state["accountMark"]
     queries.append(
         sa.select(p.c.id)
         .select_from(p.join(a, a.c.id == p.c.prospectAccountId))
-        .where(a.c.updatedAt >= acc_mark if acc_mark is not None else sa.true())
+        .where(a.c.updatedAt > acc_mark if acc_mark is not None else sa.true())
     )
     queries += _window_candidates(ctx, node, before)
     return queries
