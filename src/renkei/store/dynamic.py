@@ -139,6 +139,11 @@ def load_crm_schema(conn: Connection) -> CrmSchema:
         full = obj.with_fields(extra) if extra else obj
         objects[name] = full
         tables[name] = _custom_columns(t.CRM_TABLES[name], md, extra) if extra else t.CRM_TABLES[name]
+    # Read-only objects backed by SQL views: segmentation's activity connector (VisitorActivity …).
+    from renkei.store.tables_segments import VIRTUAL_OBJECTS
+
+    for name, (obj, table) in VIRTUAL_OBJECTS.items():
+        objects[name], tables[name] = obj, table
     schema = CrmSchema(objects, tables)
     with _lock:
         _crm_cache[key] = schema

@@ -9,10 +9,13 @@ Prospects, activities, opportunities and accounts are followed by their own time
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import sqlalchemy as sa
 
+from renkei.crm.schema import FieldDef, FieldType, ObjectDef, table_name
 from renkei.store.db import UTCDateTime
-from renkei.store.tables import metadata
+from renkei.store.tables import field_column, metadata
 
 segment_list = sa.Table(
     "segment_list",
@@ -61,3 +64,75 @@ CHANGE_TRIGGERS: tuple[tuple[str, str, str | None], ...] = (
     ("list_membership", "prospectId", None),
     ("opportunity_prospect", "prospectId", None),
 )
+
+# ---------------------------------------------------------------------------------------------
+# The activity connector: visitor activities and page views as read-only CRM objects.
+#
+# Like the third-party activity connectors of seed 003, ``VisitorActivity`` and ``VisitorPageView``
+# appear on the CRM side — in describe and SOQL — linked to the prospect's Lead / Contact / Account,
+# so CRM reports can use engagement. They are SQL views (migration ``segments_0002``) over
+# ``visitor_activity`` / ``visitor_page_view`` joined to ``prospect``; ``renkei.store.dynamic``
+# adds them to the CRM schema from ``VIRTUAL_OBJECTS``.
+
+
+def _ref(name: str, target: str) -> FieldDef:
+    return FieldDef(name, FieldType.REFERENCE, length=18, reference_to=(target,), relationship_name=target)
+
+
+def _virtual_fields(*extra: FieldDef) -> tuple[FieldDef, ...]:
+    base = (
+        FieldDef("Id", FieldType.ID, length=18, nillable=False),
+        FieldDef("IsDeleted", FieldType.BOOLEAN, nillable=False),
+        FieldDef("CreatedDate", FieldType.DATETIME, nillable=False),
+        FieldDef("LastModifiedDate", FieldType.DATETIME, nillable=False),
+        FieldDef("SystemModstamp", FieldType.DATETIME, nillable=False),
+        FieldDef("ProspectId", FieldType.INT, precision=18),
+        _ref("LeadId", "Lead"),
+        _ref("ContactId", "Contact"),
+        _ref("AccountId", "Account"),
+        FieldDef("CampaignName", FieldType.STRING, length=255),
+        FieldDef("VisitorId", FieldType.INT, precision=18),
+    )
+    return tuple(replace(f, createable=False, updateable=False) for f in base + extra)
+
+
+VISITOR_ACTIVITY = ObjectDef(
+    "VisitorActivity",
+    "Visitor Activity",
+    "Visitor Activities",
+    "a0V",
+    _virtual_fields(
+        FieldDef("Type", FieldType.INT, precision=4),
+        FieldDef("TypeName", FieldType.STRING, length=64),
+        FieldDef("Details", FieldType.STRING, length=2048),
+        FieldDef("EmailId", FieldType.INT, precision=18),
+        FieldDef("FormId", FieldType.INT, precision=18),
+        FieldDef("LandingPageId", FieldType.INT, precision=18),
+        FieldDef("FileId", FieldType.INT, precision=18),
+    ),
+    createable=False,
+    updateable=False,
+    deletable=False,
+)
+
+VISITOR_PAGE_VIEW = ObjectDef(
+    "VisitorPageView",
+    "Visitor Page View",
+    "Visitor Page Views",
+    "a0P",
+    _virtual_fields(
+        FieldDef("Url", FieldType.URL, length=2048),
+        FieldDef("Title", FieldType.STRING, length=1024),
+        FieldDef("DurationInSeconds", FieldType.INT, precision=9),
+        FieldDef("VisitId", FieldType.INT, precision=18),
+    ),
+    createable=False,
+    updateable=False,
+    deletable=False,
+)
+
+_view_metadata = sa.MetaData()  # not ``metadata``: Alembic must not create these as tables
+VIRTUAL_OBJECTS: dict[str, tuple[ObjectDef, sa.Table]] = {
+    obj.name: (obj, sa.Table(table_name(obj.name), _view_metadata, *(field_column(f) for f in obj.fields)))
+    for obj in (VISITOR_ACTIVITY, VISITOR_PAGE_VIEW)
+}
