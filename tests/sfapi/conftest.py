@@ -16,7 +16,7 @@ import uvicorn
 from sqlalchemy.engine import Engine
 
 from renkei.cli.cmd_devcert import write_dev_cert
-from renkei.clock import FixedClock, SystemClock, TickingClock
+from renkei.clock import Clock, FixedClock, SystemClock
 from renkei.crm.service import CrmService
 from renkei.sfapi.auth import TokenService
 from renkei.web.app import create_app
@@ -47,6 +47,21 @@ def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("tls")
     write_dev_cert(d)
     return d
+
+
+class MillisecondTicks:
+    """Like ``TickingClock`` but a millisecond apart (the API's SystemModstamp precision)."""
+
+    def __init__(self, inner: Clock) -> None:
+        self.inner = inner
+        self.last: dt.datetime | None = None
+
+    def now(self) -> dt.datetime:
+        now = self.inner.now()
+        if self.last is not None and now < self.last + dt.timedelta(milliseconds=1):
+            now = self.last + dt.timedelta(milliseconds=1)
+        self.last = now
+        return now
 
 
 @dataclass
@@ -120,10 +135,10 @@ def _serve(
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     user_id = add_user(engine, "api@example.jp", "API.User@example.jp")
     port = free_port()
-    # The server's clock stands still unless a test moves it (``server.clock.advance``);
-    # TickingClock keeps every reading distinct.
+    # The server's clock stands still unless a test moves it (``server.clock.advance``); each
+    # reading is a millisecond after the last, so writes are ordered as the API shows them.
     fixed = FixedClock(SystemClock().now())
-    clock = TickingClock(fixed)
+    clock = MillisecondTicks(fixed)
     tokens = TokenService(engine, clock=clock)
     token = tokens.issue(tokens.find_user("api@example.jp")).access_token
     app = create_app(engine, clock, api_daily_limit=api_limit)

@@ -65,21 +65,21 @@ def test_writes_in_batches_of_200_and_reads_changes_by_watermark(
 
 
 def test_faults_are_retried_and_every_record_lands_once(
-    server: Server, monkeypatch: pytest.MonkeyPatch
+    sqlite_server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    inner = httpx.HTTPTransport(verify=ssl.create_default_context(cafile=server.ca))
+    inner = httpx.HTTPTransport(verify=ssl.create_default_context(cafile=sqlite_server.ca))
     faults = FaultInjectingTransport(
         inner,
-        [
-            Fault(FaultKind.UNAVAILABLE, "composite/sobjects", every=2, times=2),
-            Fault(FaultKind.TIMEOUT, "composite/sobjects", every=3, times=1),
-            Fault(FaultKind.TOO_MANY_REQUESTS, "/query", times=1),
-            Fault(FaultKind.LOCK, "composite/sobjects", every=4, times=1),
-            Fault(FaultKind.REQUEST_LIMIT, "/sobjects/Lead/describe", times=1),
-            Fault(FaultKind.PARTIAL_COLLECTION, "composite/sobjects", times=2, stride=4),
+        [  # composite calls: 1 partial, 2-3 retries of its lock failures fail again, 5 and 7 fail
+            Fault(FaultKind.PARTIAL_COLLECTION, "composite/sobjects", at=frozenset({1})),
+            Fault(FaultKind.UNAVAILABLE, "composite/sobjects", at=frozenset({2, 5})),
+            Fault(FaultKind.TIMEOUT, "composite/sobjects", at=frozenset({3})),
+            Fault(FaultKind.LOCK, "composite/sobjects", at=frozenset({7})),
+            Fault(FaultKind.TOO_MANY_REQUESTS, "/query", at=frozenset({1})),
+            Fault(FaultKind.REQUEST_LIMIT, "/sobjects/Lead/describe", at=frozenset({1})),
         ],
     )
-    client = make_client(server, monkeypatch, transport=faults)
+    client = make_client(sqlite_server, monkeypatch, transport=faults)
     rows = [{"LastName": f"F{i:03d}", "Company": "Faults"} for i in range(430)]
     results = client.create_many("Lead", rows)
     assert all(r["success"] for r in results) and len({r["id"] for r in results}) == 430
@@ -89,11 +89,13 @@ def test_faults_are_retried_and_every_record_lands_once(
     kinds = {k for k, _, _ in faults.injected}
     assert kinds == set(FaultKind) - {FaultKind.SERVER_ERROR}
     # The server saw each record created exactly once, whatever was retried.
-    assert sum(n for m, n in composite_calls(server) if m == "POST") == 430
+    assert sum(n for m, n in composite_calls(sqlite_server) if m == "POST") == 430
 
 
-def test_connection_check_reports_access_and_budget(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    client = make_client(server, monkeypatch)
+def test_connection_check_reports_access_and_budget(
+    sqlite_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client(sqlite_server, monkeypatch)
     checks = check_connection(client, {"Lead": ["Email", "Company", "Score__c"], "Contact": ["Email"]})
     assert [(c.name, c.ok) for c in checks] == [
         ("credentials", True), ("api_version", True), ("object:Lead", False), ("object:Contact", True), ("api_budget", True),

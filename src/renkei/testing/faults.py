@@ -39,10 +39,13 @@ class Fault:
     #: Stop after this many hits (None = never stop).
     times: int | None = None
     stride: int = 3
+    #: Hit exactly these matching requests (1-based), instead of ``every``.
+    at: frozenset[int] = frozenset()
     seen: int = 0
     hits: int = 0
 
     def applies(self, request: httpx.Request) -> bool:
+        """Count a matching request; True when this one is to fail."""
         if self.path_contains not in request.url.path:
             return False
         if self.kind is FaultKind.PARTIAL_COLLECTION and "composite/sobjects" not in request.url.path:
@@ -50,10 +53,9 @@ class Fault:
         self.seen += 1
         if self.times is not None and self.hits >= self.times:
             return False
-        if self.seen % self.every:
-            return False
-        self.hits += 1
-        return True
+        hit = self.seen in self.at if self.at else self.seen % self.every == 0
+        self.hits += hit
+        return hit
 
 
 def _error(status: int, code: str, message: str, request: httpx.Request) -> httpx.Response:
@@ -75,10 +77,11 @@ class FaultInjectingTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if self.enabled:
-            for fault in self.faults:
-                if fault.applies(request):
-                    self.injected.append((fault.kind, request.method, request.url.path))
-                    return self._inject(fault, request)
+            # Every fault counts every request it matches; the first that hits decides.
+            hits = [fault for fault in self.faults if fault.applies(request)]
+            if hits:
+                self.injected.append((hits[0].kind, request.method, request.url.path))
+                return self._inject(hits[0], request)
         return self.inner.handle_request(request)
 
     def close(self) -> None:
