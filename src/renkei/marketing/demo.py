@@ -46,6 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from renkei.clock import Clock, SystemClock
+from renkei.core.identity import email_key
 from renkei.crm.schema import OPPORTUNITY_STAGES, ObjectDef
 from renkei.crm.service import CrmService
 from renkei.errors import FatalError, InputError
@@ -995,8 +996,6 @@ class _DemoBuilder:
         """Prospects, about half of them the same people as CRM leads or contacts (by email),
         left unlinked for the connector; their histories follow in ``_histories``."""
         spec, rng = self.spec, self.rng
-        from renkei.core.identity import email_key
-
         existing = set(self.conn.execute(sa.select(t.prospect.c.emailKey)).scalars())
         first_id = self._next_id(t.prospect)
         self.prospects: list[_Prospect] = []
