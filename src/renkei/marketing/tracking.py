@@ -263,7 +263,10 @@ def ingest(conn: Connection, hits: Sequence[Hit], companies: CompanyTable, now: 
         )
     model = current_model(conn)
     visits: list[_Visit] = []
-    views: list[dict[str, Any]] = []
+    views: list[tuple[Any, ...]] = []
+    # The per-hit statements go straight to the driver: SQLAlchemy's per-row parameter
+    # processing was half of a batch's cost (see bench/tracking_ingest.py).
+    bulk = _Bulk(conn)
     for h in hits:
         s = state[ids[h.token]]
         visit = s.visit
@@ -283,14 +286,10 @@ def ingest(conn: Connection, hits: Sequence[Hit], companies: CompanyTable, now: 
         s.first = h.at if s.first is None else min(s.first, h.at)
         s.last = h.at if s.last is None else max(s.last, h.at)
         s.do_not_sell = s.do_not_sell or h.do_not_sell
-        views.append({
-            "visitorId": s.id, "visitId": visit.id, "prospectId": s.prospect_id, "url": h.url[:2048],
-            "title": (h.title or None) and h.title[:1024], "referrerUrl": (h.referrer or None) and h.referrer[:2048],
-            "campaignId": h.campaign_id, "durationInSeconds": 0, "createdAt": h.at,
-        })  # fmt: skip
-    # The per-hit statements go straight to the driver: SQLAlchemy's per-row parameter
-    # processing was half of a batch's cost (see bench/tracking_ingest.py).
-    bulk = _Bulk(conn)
+        views.append((
+            s.id, visit.id, s.prospect_id, h.url[:2048], (h.title or None) and h.title[:1024],
+            (h.referrer or None) and h.referrer[:2048], h.campaign_id, 0, bulk.value(h.at),
+        ))  # fmt: skip
     pv_cols = (
         "visitorId",
         "visitId",
@@ -302,7 +301,7 @@ def ingest(conn: Connection, hits: Sequence[Hit], companies: CompanyTable, now: 
         "durationInSeconds",
         "createdAt",
     )
-    bulk.insert("visitor_page_view", pv_cols, [tuple(bulk.value(v[c]) for c in pv_cols) for v in views])
+    bulk.insert("visitor_page_view", pv_cols, views)
     when = bulk.value(now)
     bulk.update(
         "visit", ("visitorPageViewCount", "lastVisitorPageViewAt", "durationInSeconds", "updatedAt"), "id",
