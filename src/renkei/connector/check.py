@@ -113,7 +113,7 @@ def check_config(engine: Engine, cfg: ConnectorConfig, now: dt.datetime) -> dict
         if cfg.auto_create_prospects and cfg.cap is not None and total > cfg.cap:
             warn("MASS_SYNC_OVER_CAP", f"{total} CRM records pass the filters but the cap is {cfg.cap}: "
                  f"{total - cfg.cap} would fail with cap_reached", wouldSync=total, cap=cfg.cap)  # fmt: skip
-        if cfg.auto_create_prospects and total > max(2 * synced, synced + 100):
+        if cfg.auto_create_prospects and total - synced > max(synced, 5):
             warn("MASS_SYNC", f"{total} CRM records would sync ({synced} synced now): check the filters before "
                  "the next cycle", wouldSync=total, syncedNow=synced)  # fmt: skip
         linked_users = int(conn.execute(sa.select(sa.func.count()).select_from(t.ma_user)

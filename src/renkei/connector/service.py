@@ -167,8 +167,8 @@ class SyncService:
             wanted = [i for i in by_source.get(f"crm:{obj}", []) if i not in crm[obj]]
             for rec in self.adapter.read(obj, wanted) if wanted else []:
                 crm[obj][str(rec["Id"])] = dict(rec)
-        p = t.prospect
         with self.engine.connect() as conn:
+            p = _ptable(conn)
             q = sa.select(p)
             if ma_mark is not None:
                 q = q.where(sa.tuple_(p.c.updatedAt, p.c.id) > sa.tuple_(
@@ -200,7 +200,7 @@ class SyncService:
         cfg = self.config
         links = {r.crm_id: (int(r.prospect_id), r.crm_object) for r in conn.execute(sa.select(sync_link))}
         by_prospect = {pid: (crm_id, obj) for crm_id, (pid, obj) in links.items()}
-        p = t.prospect
+        p = _ptable(conn)
         ops: list[Op] = []
         planned_links: dict[str, int] = {}
         touched_pairs: set[int] = set()
@@ -699,7 +699,7 @@ class SyncService:
         return errors
 
     def _create_prospect(self, conn: Connection, run_id: int, op: Op, now: dt.datetime) -> None:
-        p = t.prospect
+        p = _ptable(conn)
         values = dict(op.values)
         email = values.get("email")
         pid = int(conn.execute(p.insert().values(
@@ -775,7 +775,8 @@ class SyncService:
         if "email" in values:
             values["emailKey"] = email_key(values["email"])
         values["updatedAt"] = now
-        conn.execute(t.prospect.update().where(t.prospect.c.id == op.prospect_id).values(values))
+        p = _ptable(conn)
+        conn.execute(p.update().where(p.c.id == op.prospect_id).values(values))
         for w in writes:
             self._audit(conn, run_id, "ma", "update", "prospect", str(op.prospect_id), op.prospect_id, w)
 
@@ -1029,8 +1030,9 @@ class SyncService:
         with self.engine.begin() as conn:
             for r in rows:
                 if r["direction"] == "ma":
+                    p = _ptable(conn)
                     current = conn.execute(
-                        sa.select(t.prospect.c[r["field"]]).where(t.prospect.c.id == r["prospect_id"])
+                        sa.select(p.c[r["field"]]).where(p.c.id == r["prospect_id"])
                     ).scalar()
                     if not same(_jsonable(current), r["new"]):
                         skipped.append(
@@ -1041,8 +1043,8 @@ class SyncService:
                             }
                         )
                         continue
-                    value = _from_json(t.prospect.c[r["field"]], r["old"])
-                    conn.execute(t.prospect.update().where(t.prospect.c.id == r["prospect_id"]).values(
+                    value = _from_json(p.c[r["field"]], r["old"])
+                    conn.execute(p.update().where(p.c.id == r["prospect_id"]).values(
                         {r["field"]: value, "updatedAt": self.clock.now()}))  # fmt: skip
                     self._audit(conn, new_run, "ma", "update", "prospect", r["record_id"], r["prospect_id"],
                                 FieldWrite(Side.MA, r["field"], r["field"], r["new"], r["old"], "rollback", "rule",
@@ -1150,6 +1152,13 @@ class SyncService:
             "etaSeconds": eta,
             "threshold": self.config.queue_threshold,
         }
+
+
+def _ptable(conn: Connection) -> sa.Table:
+    """The prospect table with its custom fields (custom fields sync like standard ones)."""
+    from renkei.store import dynamic
+
+    return dynamic.load_prospect_schema(conn).table
 
 
 def _kind(code: str) -> str:
