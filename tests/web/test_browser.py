@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from renkei.clock import SystemClock
 from renkei.marketing.demo import load_demo
+from renkei.web.ui import views
 
 from .helpers import PASSWORD, live_server, make_user
 
@@ -39,7 +40,7 @@ SECTIONS = {
 
 @pytest.mark.browser
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (make browser)")
-def test_browse_the_app(sqlite_engine: Engine) -> None:
+def test_browse_the_app(sqlite_engine: Engine, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     engine, clock = sqlite_engine, SystemClock()
@@ -59,7 +60,9 @@ def test_browse_the_app(sqlite_engine: Engine) -> None:
             )
         ).scalar_one()
 
-    with live_server(engine, clock) as base, sync_playwright() as pw:
+    connector = views.connector_installed()
+    settings = {"connector_config": str(tmp_path / "connector.yaml")}
+    with live_server(engine, clock, **settings) as base, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         # CSP off for the test's own page scripts; it would also block the payload, and this test is
         # about escaping (the CSP header itself is checked in test_ui)
@@ -116,6 +119,11 @@ def test_browse_the_app(sqlite_engine: Engine) -> None:
         assert panel.locator("ol.timeline li").count() >= 1
 
         page.goto(f"{base}/app/connector")
+        if connector:  # edit a field rule: the config check answers in place (htmx)
+            page.select_option("#rule-company select[name=rule]", "ma_wins")
+            page.wait_for_selector("#check-saved")
+            assert "company: ma_wins" in page.locator("#check-saved").inner_text()
+            assert page.locator("#check-counts").count() == 1
         page.screenshot(path=str(SCREENSHOTS / "connector.png"), full_page=True)
 
         page.click("button[name=language][value=en]")

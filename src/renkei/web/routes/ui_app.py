@@ -144,19 +144,41 @@ def dashboard(request: Request, me: Annotated[Principal, Depends(need("dashboard
 
     data = views.dashboard(_engine(request), _now(request))
     queue = EmailService(_engine(request), clock=request.app.state.clock).queue_status()
+    funnel = _report(request, me, "funnel") if views.landed("renkei.segments.reports") else None
     return render(
         request,
         "dashboard.html",
-        {"d": data, "queue": queue, "connector": _connector_status()},
+        {"d": data, "queue": queue, "connector": _connector_status(request), "funnel": funnel},
         principal=me,
     )
 
 
-def _connector_status() -> dict[str, Any] | None:
-    """The connector's health when the connector feature has landed (else ``None``)."""
-    if not views.landed("renkei.connector.service"):
+def _report(request: Request, me: Principal, name: str) -> dict[str, Any]:
+    from renkei.segments.reports import ReportService
+
+    service = ReportService(_engine(request), clock=request.app.state.clock, tz=me.timezone)
+    return service.run(name).to_dict()
+
+
+def _connector_status(request: Request | None = None) -> dict[str, Any] | None:
+    """The connector's health (queue, open errors, last run) when the connector is installed."""
+    if not views.connector_installed():
         return None
-    return {"available": True}
+    if request is None:
+        return {"available": True}
+    from renkei.web.routes.ui_connector import sync_service
+
+    try:
+        service = sync_service(request)
+        runs = views.sync_runs(_engine(request), 1)
+        return {
+            "available": True,
+            "queue": service.queue(),
+            "errors": len(service.errors()),
+            "lastRun": runs[0] if runs else None,
+        }
+    except RenkeiError as exc:  # e.g. an invalid connector.yaml: the console says what is wrong
+        return {"available": True, "problem": exc.message}
 
 
 @router.get("/prospects")
@@ -261,15 +283,27 @@ def prospect(
         if me.can("email", Level.EDIT)
         else [],
         "fields": [k for k in record if k not in ("id", "emailKey")],
-        "sync": _sync_status(record),
+        "sync": _sync_status(request, prospect_id),
         "message": request.query_params.get("message", ""),
     }
     return render(request, "prospect.html", context, principal=me)
 
 
-def _sync_status(record: dict[str, Any]) -> dict[str, Any]:
-    """Per-field sync status from the connector, when it has landed."""
-    return {"available": views.landed("renkei.connector.service"), "fields": {}}
+def _sync_status(request: Request, prospect_id: int) -> dict[str, Any]:
+    """Per-field sync status from the connector's explain view, when the connector is installed."""
+    if not views.connector_installed():
+        return {"available": False, "fields": {}, "linkedTo": None}
+    from renkei.web.routes.ui_connector import sync_service
+
+    try:
+        explained = sync_service(request).explain(prospect_id)
+    except RenkeiError as exc:
+        return {"available": True, "fields": {}, "linkedTo": None, "problem": exc.message}
+    return {
+        "available": True,
+        "fields": {f["field"]: f for f in explained["fields"]},
+        "linkedTo": explained["linkedTo"],
+    }
 
 
 @router.post("/prospects/{prospect_id}")
@@ -340,9 +374,31 @@ def content(request: Request, me: Annotated[Principal, Depends(need("content"))]
 
 
 @router.get("/reports")
-def reports(request: Request, me: Annotated[Principal, Depends(need("reports"))]) -> Response:
-    return render(
-        request, "reports.html", {"d": views.reports(_engine(request), _now(request))}, principal=me
+def reports(request: Request, me: Annotated[Principal, Depends(need("reports"))], name: str = "") -> Response:
+    context: dict[str, Any] = {
+        "d": views.reports(_engine(request), _now(request)),
+        "catalogue": None,
+        "report": None,
+    }
+    if views.landed("renkei.segments.reports"):
+        from renkei.segments.reports import ReportService
+
+        service = ReportService(_engine(request), clock=request.app.state.clock, tz=me.timezone)
+        context["catalogue"] = service.reports()
+        if name:
+            context["report"] = service.run(name).to_dict()
+    return render(request, "reports.html", context, principal=me)
+
+
+@router.get("/reports/{name}.csv")
+def report_csv(request: Request, name: str, me: Annotated[Principal, Depends(need("reports"))]) -> Response:
+    from renkei.segments.reports import ReportService
+
+    report = ReportService(_engine(request), clock=request.app.state.clock, tz=me.timezone).run(name)
+    return Response(
+        report.to_csv(bom=True),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{quote(name)}.csv"'},
     )
 
 
@@ -353,9 +409,8 @@ def calendar(
     now = _now(request)
     if not (1 <= month <= 12 and 2000 <= year <= 2100):
         year, month = now.year, now.month
-    return render(
-        request, "calendar.html", {"c": views.calendar(_engine(request), year, month)}, principal=me
-    )
+    c = views.calendar(_engine(request), year, month, me.timezone)
+    return render(request, "calendar.html", {"c": c}, principal=me)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -527,15 +582,10 @@ def setup(app: FastAPI) -> None:
         principal = getattr(request.state, "principal", None)
         return render(
             request,
-            "error.html",
+            "_error.html" if request.headers.get("hx-request") else "error.html",
             {"status": exc.http_status, "code": exc.code, "message": exc.message},
             principal=principal,
             status_code=exc.http_status,
         )
 
     app.add_exception_handler(RenkeiError, renkei_error)
-
-
-@router.get("/connector")
-def connector(request: Request, me: Annotated[Principal, Depends(need("connector"))]) -> Response:
-    return render(request, "connector.html", {"connector": _connector_status()}, principal=me)

@@ -19,8 +19,6 @@ from renkei.store import tables as t
 from renkei.store import tables_activity as ta
 from renkei.store import tables_email as te
 
-#: A prospect is a marketing-qualified lead (MQL) from this score on (AE's customary threshold).
-MQL_SCORE = 100
 PAGE_SIZE = 50
 
 
@@ -57,21 +55,6 @@ def dashboard(engine: Engine, now: dt.datetime) -> dict[str, Any]:
             if key in per_day:
                 per_day[key] += 1
         prospects = _count(conn, p, _live())
-        mqls = _count(conn, p, _live(), p.c.score >= MQL_SCORE)
-        in_crm = _count(conn, p, _live(), p.c.salesforceId.is_not(None))
-        with_opportunity = int(
-            conn.execute(
-                sa.select(sa.func.count(sa.distinct(t.opportunity_prospect.c.prospectId)))
-            ).scalar_one()
-        )
-        won = int(
-            conn.execute(
-                sa.select(sa.func.count(sa.distinct(t.opportunity_prospect.c.prospectId)))
-                .join(t.opportunity, t.opportunity.c.id == t.opportunity_prospect.c.opportunityId)
-                .where(t.opportunity.c.isWon.is_(True))
-            ).scalar_one()
-        )
-        visitors = _count(conn, t.visitor)
         asset = sa.or_(
             va.c.formId.is_not(None),
             va.c.formHandlerId.is_not(None),
@@ -111,16 +94,6 @@ def dashboard(engine: Engine, now: dt.datetime) -> dict[str, Any]:
         "created30": sum(per_day.values()),
         "createdPerDay": per_day,
         "prospects": prospects,
-        "mqls": mqls,
-        "mqlScore": MQL_SCORE,
-        "funnel": [
-            ("Visitors", visitors),
-            ("Prospects", prospects),
-            ("MQLs", mqls),
-            ("In the CRM", in_crm),
-            ("With an opportunity", with_opportunity),
-            ("Won", won),
-        ],
         "topAssets": top_assets,
         "recent": recent,
     }
@@ -358,32 +331,17 @@ def reports(engine: Engine, now: dt.datetime) -> dict[str, Any]:
     return {"byType": by_type, "bySource": by_source, "byGrade": by_grade}
 
 
-def calendar(engine: Engine, year: int, month: int) -> dict[str, Any]:
-    """Scheduled list emails and campaign starts/ends in one month (UTC days)."""
-    start = dt.datetime(year, month, 1, tzinfo=dt.UTC)
-    end = dt.datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=dt.UTC)
+def calendar(engine: Engine, year: int, month: int, tz: str) -> dict[str, Any]:
+    """A month grid of the marketing calendar (segmentation's ``marketing_calendar``: scheduled
+    list emails, campaign starts and ends), days in the user's time zone."""
+    from renkei.segments.reports import marketing_calendar
+
+    start = dt.date(year, month, 1)
+    end = dt.date(year + (month == 12), month % 12 + 1, 1) - dt.timedelta(days=1)
     events: dict[int, list[dict[str, Any]]] = {}
-    le, c = te.list_email, t.campaign
-    with engine.connect() as conn:
-        for r in conn.execute(
-            sa.select(le.c.id, le.c.name, le.c.status, le.c.scheduledAt).where(
-                le.c.scheduledAt >= start, le.c.scheduledAt < end
-            )
-        ).mappings():
-            when = ensure_utc(r["scheduledAt"])
-            events.setdefault(when.day, []).append(
-                {"kind": "email", "label": r["name"], "status": r["status"], "at": when}
-            )
-        for r in conn.execute(sa.select(c.c.id, c.c.name, c.c.startDate, c.c.endDate)).mappings():
-            for key, kind in (("startDate", "campaign-start"), ("endDate", "campaign-end")):
-                day = r[key]
-                if day is not None and start.date() <= day < end.date():
-                    events.setdefault(day.day, []).append(
-                        {"kind": kind, "label": r["name"], "status": "", "at": None}
-                    )
-    first_weekday = start.weekday()  # Monday = 0
-    days = (end - start).days
-    cells: list[int | None] = [None] * first_weekday + list(range(1, days + 1))
+    for item in marketing_calendar(engine, start, end, tz=tz):
+        events.setdefault(dt.date.fromisoformat(item["date"]).day, []).append(item)
+    cells: list[int | None] = [None] * start.weekday() + list(range(1, end.day + 1))
     cells += [None] * (-len(cells) % 7)
     weeks = [cells[i : i + 7] for i in range(0, len(cells), 7)]
     prev = (year - (month == 1), (month - 2) % 12 + 1)
@@ -552,3 +510,44 @@ def _marketing_panel(conn: Connection, object_name: str, record: dict[str, Any])
             ).mappings()
         ]
     return {"prospects": [dict(p, linkedBy=how) for p, how in prospects], "history": history}
+
+
+# ---------------------------------------------------------------------------------------------
+# Connector console
+
+
+def connector_installed() -> bool:
+    return landed("renkei.connector.settings") and landed("renkei.connector.check")
+
+
+_PERSONAL = frozenset({
+    "email", "salutation", "firstName", "lastName", "company", "jobTitle", "department", "phone", "fax",
+    "addressOne", "addressTwo", "city", "state", "zip", "country", "territory",
+})  # fmt: skip
+_INQUIRY = frozenset({"comments", "notes"})
+_COMPUTED = frozenset(
+    {"score", "grade", "createdAt", "lastActivityAt", "firstActivityAt", "convertedAt", "campaignId"}
+)
+_CONSENT = frozenset({"optedOut", "isDoNotEmail", "isDoNotCall", "doNotSell"})
+
+
+def recommended_rule(ma_field: str) -> str | None:
+    """The seed's guidance for a prospect field: personal details CRM wins (business-card data is
+    cleaner), inquiry contents marketing wins, computed values marketing → CRM, consent both ways."""
+    if ma_field in _PERSONAL:
+        return "crm_wins"
+    if ma_field in _INQUIRY or ma_field.endswith("__c"):
+        return "ma_wins"
+    if ma_field in _COMPUTED or ma_field.endswith("Parameter"):
+        return "ma_to_crm"
+    if ma_field in _CONSENT:
+        return "most_recent"
+    return None
+
+
+def sync_runs(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
+    from renkei.store.tables_sync import sync_run
+
+    with engine.connect() as conn:
+        query = sa.select(sync_run).order_by(sync_run.c.id.desc()).limit(limit)
+        return [dict(r) for r in conn.execute(query).mappings()]

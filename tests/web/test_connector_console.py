@@ -1,0 +1,76 @@
+"""The connector console over real HTTP (when the connector feature is installed): a field rule
+changed and the config check answering, a filter with live counts, a broken filter refused and
+rolled back, the dry run, explain, and the audit trail."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from renkei.clock import FixedClock
+from renkei.crm.service import CrmService
+from renkei.marketing.service import ProspectService
+from renkei.web.auth import AuthService
+
+from .helpers import T0, Browser, live_server, make_user
+
+pytest.importorskip("renkei.connector.settings", reason="the connector feature is not installed")
+
+
+def test_rules_filters_plan_explain(sqlite_engine: Engine, tmp_path: Path) -> None:
+    import yaml
+
+    engine, clock = sqlite_engine, FixedClock(T0)
+    make_user(engine, "ops@example.com", "admin")
+    crm = CrmService(engine, clock=clock)
+    crm.create("Lead", {"LastName": "山田", "Company": "連携株式会社", "Email": "yamada@renkei.example"})
+    crm.create("Lead", {"LastName": "佐藤", "Company": "Acme", "Email": "sato@acme.example"})
+    prospect = ProspectService(engine, clock=clock).create({"email": "suzuki@example.jp", "lastName": "鈴木"})
+    config = tmp_path / "connector.yaml"
+    with live_server(engine, clock, connector_config=str(config)) as base:
+        web = Browser(base)
+        web.sign_in("ops@example.com")
+        page = web.get("/app/connector").text
+        assert 'id="rule-company"' in page and "CRM を優先" in page
+        hx = {"HX-Request": "true", "X-CSRF-Token": web.csrf}
+        changed = web.client.post(
+            "/app/connector/rule", data={"field": "company", "rule": "ma_wins"}, headers=web._headers(hx)
+        )
+        assert changed.status_code == 200 and re.search(
+            r'id="check-saved">[^<]*company: ma_wins', changed.text
+        )
+        saved = yaml.safe_load(config.read_text())
+        assert [m["rule"] for m in saved["fields"] if m["ma"] == "company"] == ["ma_wins"]
+
+        counted = web.client.post(
+            "/app/connector/filter",
+            data={"object_name": "Lead", "where": "Company = '連携株式会社'"},
+            headers=web._headers(hx),
+        )
+        counts = dict(re.findall(r'data-count="(\w+)">([^<]*)<', counted.text))
+        assert (counts["Lead"], counts["Contact"], counts["wouldSync"]) == ("1", "0", "1")
+        broken = web.client.post(
+            "/app/connector/filter",
+            data={"object_name": "Lead", "where": "Compny != null"},
+            headers=web._headers(hx),
+        )
+        assert broken.status_code == 400 and "Compny" in broken.text
+        assert yaml.safe_load(config.read_text())["objects"]["Lead"]["filter"] == "Company = '連携株式会社'"
+
+        plan = web.get("/app/connector/plan", headers={"HX-Request": "true"}).text
+        assert "Nothing was written." in plan or "何も書き込んでいません。" in plan
+        explained = web.get(
+            f"/app/connector/explain?prospect_id={prospect['id']}", headers={"HX-Request": "true"}
+        ).text
+        assert "<code>lastName</code>" in explained
+        assert (
+            web.client.post("/app/connector/rule", data={"field": "company", "rule": "ma_wins"}).status_code
+            == 403
+        )
+        web.close()
+    actions = [(e["action"], e["after"]) for e in AuthService(engine).audit_log()]
+    assert ("connector.fields.company.rule", "ma_wins") in actions
+    assert ("connector.objects.Lead.filter", "Company = '連携株式会社'") in actions
