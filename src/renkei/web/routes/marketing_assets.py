@@ -16,14 +16,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from renkei.core.activities import AssetKind
 from renkei.errors import NotFoundError
 from renkei.marketing.forms import HONEYPOT, AssetService, FormField, Submission, SubmitResult, submit
-from renkei.web.routes.tracking import client_ip, visitor_token
+from renkei.marketing.tracking import VISITOR_COOKIE
+from renkei.web.routes.tracking import client_ip, visitor_cookie, visitor_token
 
 router = APIRouter(tags=["marketing assets"])
 
@@ -51,6 +52,8 @@ class RateLimiter:
     def allow(self, key: str | None) -> bool:
         now = time.monotonic()
         with self._lock:
+            if len(self._hits) > 10_000:  # forget idle addresses
+                self._hits = {k: v for k, v in self._hits.items() if v and now - v[-1] <= self.window}
             hits = self._hits.setdefault(key or "-", collections.deque())
             while hits and now - hits[0] > self.window:
                 hits.popleft()
@@ -140,9 +143,6 @@ def _render_landing(request: Request, page: dict[str, Any], lang: str, *, errors
 
 
 def _token(request: Request) -> str | None:
-    from renkei.marketing.tracking import VISITOR_COOKIE
-    from renkei.web.routes.tracking import visitor_cookie
-
     return visitor_cookie(request).read(request.cookies.get(VISITOR_COOKIE))
 
 
@@ -231,8 +231,6 @@ async def form_handler_post(request: Request, handler_id: int) -> Response:
         if not result.ok:
             target += ("&" if "?" in target else "?") + urlencode(dict(result.errors))
         return _with_cookies(RedirectResponse(target, status_code=303), response)
-    from fastapi.responses import JSONResponse
-
     return _with_cookies(JSONResponse(result.to_dict(), status_code=200 if result.ok else 400), response)
 
 
