@@ -4,6 +4,7 @@ writes, errors in v5's shape; and schemathesis against /openapi.json (no 5xx).""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy.engine import Engine
 from renkei.clock import FixedClock
 from renkei.marketing.service import CampaignService, ProspectService
 from renkei.web.auth import AuthService
+from renkei.web.ui.views import connector_installed
 
 from .helpers import T0, live_server, make_user
 
@@ -254,15 +256,19 @@ def test_lists_memberships_campaigns_upsert_undelete(api: tuple[httpx.Client, Au
     assert renamed.json() == {"id": 1, "name": "ウェビナー 5月"}
 
 
-def test_schemathesis_finds_no_server_errors(sqlite_engine: Engine) -> None:
+def test_schemathesis_finds_no_server_errors(sqlite_engine: Engine, tmp_path: Path) -> None:
     clock = FixedClock(T0)
     user = make_user(sqlite_engine)
     ProspectService(sqlite_engine, clock=clock).create({"email": "seed@example.jp"})
-    token = AuthService(sqlite_engine, clock=clock).create_token(user["id"], "fuzz", ["read", "write"]).token
-    with live_server(sqlite_engine, clock) as base:
+    token = (
+        AuthService(sqlite_engine, clock=clock)
+        .create_token(user["id"], "fuzz", ["read", "write", "connector"])
+        .token
+    )
+    with live_server(sqlite_engine, clock, connector_config=str(tmp_path / "connector.yaml")) as base:
         schema = schemathesis.openapi.from_url(f"{base}/openapi.json").include(path_regex="^/api/v5/")
         operations = [result.ok() for result in schema.get_all_operations()]
-        assert len(operations) == 14
+        assert len(operations) == 14 + (6 if connector_installed() else 0)
         failures: list[str] = []
         for operation in operations:
 

@@ -74,3 +74,32 @@ def test_rules_filters_plan_explain(sqlite_engine: Engine, tmp_path: Path) -> No
     actions = [(e["action"], e["after"]) for e in AuthService(engine).audit_log()]
     assert ("connector.fields.company.rule", "ma_wins") in actions
     assert ("connector.objects.Lead.filter", "Company = '連携株式会社'") in actions
+
+
+def test_connector_operations_over_the_rest_api(sqlite_engine: Engine, tmp_path: Path) -> None:
+    import httpx
+
+    engine, clock = sqlite_engine, FixedClock(T0)
+    user = make_user(engine, "ops@example.com", "admin")
+    auth = AuthService(engine, clock=clock)
+    operator = {"Authorization": f"Bearer {auth.create_token(user['id'], 'ops', ['connector']).token}"}
+    reader = {"Authorization": f"Bearer {auth.create_token(user['id'], 'read', ['read']).token}"}
+    CrmService(engine, clock=clock).create(
+        "Lead", {"LastName": "山田", "Company": "連携", "Email": "yamada@renkei.example"}
+    )
+    with (
+        live_server(engine, clock, connector_config=str(tmp_path / "connector.yaml")) as base,
+        httpx.Client(base_url=base, timeout=60) as client,
+    ):
+        assert client.get("/api/v5/connector/queue", headers=reader).json()["code"] == 10003
+        assert client.get("/api/v5/connector/queue", headers=operator).json()["pending"] == 0
+        plan = client.get("/api/v5/connector/plan", headers=operator).json()
+        assert [o["action"] for o in plan["operations"] if o["object"] == "Lead"] == ["create"]
+        run = client.post("/api/v5/connector/run", headers=operator).json()
+        assert isinstance(run["runId"], int)
+        prospects = client.get("/api/v5/connector/errors", headers=operator).json()
+        assert prospects == {"values": []}
+        explained = client.get("/api/v5/connector/explain/1", headers=operator).json()
+        assert explained["linkedTo"]["object"] == "Lead" and explained["prospectId"] == 1
+        assert client.get("/api/v5/connector/explain/99", headers=operator).status_code == 404
+        assert client.post("/api/v5/connector/retry", headers=operator).json()["retried"] == 0

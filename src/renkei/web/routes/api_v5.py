@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -378,3 +378,64 @@ async def delete_membership(request: Request, record_id: int, who: Writer) -> Re
     lists = ListService(request.app.state.engine, clock=request.app.state.clock, actor=who.email)
     await run_in_threadpool(lists.remove_prospects, row["listId"], [row["prospectId"]])
     return Response(status_code=204)
+
+
+# -- connector operations ----------------------------------------------------------------------
+
+connector_router = APIRouter(
+    prefix="/api/v5/connector", route_class=V5Route, tags=["connector"], responses=_ERRORS
+)
+Operator = Annotated[Principal, Depends(_scoped("connector"))]
+
+
+def _sync(request: Request) -> Any:
+    from renkei.web.ui import views
+
+    if not views.connector_installed():
+        raise V5Error(v5.NO_SUCH_RECORD, "the connector is not installed", http_status=404)
+    from renkei.web.routes.ui_connector import sync_service
+
+    return sync_service(request)
+
+
+@connector_router.post("/run", summary="Run one sync cycle now")
+async def connector_run(request: Request, _who: Operator) -> dict[str, Any]:
+    return dict(await run_in_threadpool(lambda: _sync(request).run()))
+
+
+@connector_router.get("/plan", summary="Dry run: what the next cycle would do (writes nothing)")
+async def connector_plan(request: Request, _who: Operator) -> dict[str, Any]:
+    return dict(await run_in_threadpool(lambda: _sync(request).plan()))
+
+
+@connector_router.get("/explain/{prospect_id}", summary="Why each synced field of a prospect has its value")
+async def connector_explain(
+    request: Request,
+    prospect_id: int,
+    _who: Operator,
+    field: Annotated[str | None, Query(max_length=80)] = None,
+) -> dict[str, Any]:
+    _check_id(prospect_id)
+    return dict(await run_in_threadpool(lambda: _sync(request).explain(prospect_id, field)))
+
+
+@connector_router.get("/errors", summary="Sync errors (open ones unless includeResolved)")
+async def connector_errors(request: Request, _who: Operator, includeResolved: bool = False) -> dict[str, Any]:
+    errors = await run_in_threadpool(lambda: _sync(request).errors(include_resolved=includeResolved))
+    return {"values": errors}
+
+
+@connector_router.post("/retry", summary="Queue the records of open errors (one, or all) and run a cycle")
+async def connector_retry(request: Request, _who: Operator, errorId: int | None = None) -> dict[str, Any]:
+    if errorId is not None:
+        _check_id(errorId)
+    return dict(await run_in_threadpool(lambda: _sync(request).retry(errorId)))
+
+
+@connector_router.get("/queue", summary="Pending queued changes, rate and ETA")
+async def connector_queue(request: Request, _who: Operator) -> dict[str, Any]:
+    return dict(await run_in_threadpool(lambda: _sync(request).queue()))
+
+
+def setup(app: FastAPI) -> None:
+    app.include_router(connector_router)
