@@ -23,6 +23,7 @@ from renkei.crm.service import CrmService
 from renkei.errors import InputError
 from renkei.ids import is_valid, make_id
 from renkei.marketing.demo import DEMO_ADMIN_EMAIL, EMPTY_COMPANY_PLACEHOLDERS, id_range, load_demo
+from renkei.marketing.service import UserService
 from renkei.store import dynamic
 from renkei.store import tables as t
 
@@ -241,3 +242,24 @@ def test_unknown_size_is_rejected_before_touching_the_database(sqlite_engine: En
     assert str(info.value) == "INVALID_ARGUMENT: unknown demo size 'tiny' (one of: small, medium, large)"
     with sqlite_engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(t.crm_custom_field)).scalar_one() == 0
+
+
+def test_an_existing_marketing_admin_is_linked_not_duplicated(sqlite_engine: Engine) -> None:
+    admin = UserService(sqlite_engine, clock=FixedClock(NOW)).create(
+        {"email": DEMO_ADMIN_EMAIL, "role": "admin"}
+    )
+    counts = _load(sqlite_engine)
+    with sqlite_engine.connect() as conn:
+        crm_admin = conn.execute(
+            sa.text('SELECT "Id" FROM crm_user WHERE "Email" = :e'), {"e": DEMO_ADMIN_EMAIL}
+        )
+        linked = (
+            conn.execute(sa.select(t.ma_user).where(t.ma_user.c.email == DEMO_ADMIN_EMAIL)).mappings().one()
+        )
+        users = conn.execute(sa.select(sa.func.count()).select_from(t.ma_user)).scalar_one()
+    assert (linked["id"], linked["role"], linked["salesforceId"]) == (
+        admin["id"],
+        "admin",
+        crm_admin.scalar_one(),
+    )
+    assert (counts["ma_user"], users) == (counts["User"] - 1, counts["User"])

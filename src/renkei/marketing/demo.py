@@ -969,13 +969,27 @@ class _DemoBuilder:
             self.sink.reset_sequence(table.name)
 
     def _marketing_users(self) -> None:
-        first_id = self._next_id(t.ma_user)
+        """A marketing user per CRM user; one that exists already (the web app's admin, say) is
+        linked to its CRM user instead of created again."""
+        u = t.ma_user.c
+        existing = {email_key(e): i for i, e in self.conn.execute(sa.select(u.id, u.email))}
+        next_id = self._next_id(t.ma_user)
         ts = self.sink.ts(self.anchor - 9 * _YEAR)
         rows: list[tuple[Any, ...]] = []
         for i, user in enumerate(self.users):
+            known = existing.get(email_key(user["Email"]))
+            if known is not None:
+                link = (
+                    t.ma_user.update()
+                    .where(u.id == known, u.salesforceId.is_(None))
+                    .values(salesforceId=user["Id"])
+                )
+                self.conn.execute(link)
+                continue
             role = "admin" if i == 0 else "sales" if i % 4 else "marketing"
-            rows.append((first_id + i, user["Email"], user["FirstName"], user["LastName"], user["Title"], role,
+            rows.append((next_id, user["Email"], user["FirstName"], user["LastName"], user["Title"], role,
                          user["Id"], True, "Asia/Tokyo", "ja", ts, ts))  # fmt: skip
+            next_id += 1
         self._write("ma_user", "ma_user", _MA_USER_COLUMNS, rows, len(rows))
 
     def _marketing_campaigns(self) -> None:
