@@ -38,6 +38,7 @@ from renkei.store.tables_sync import (
 )
 
 OWNER = "assignedToId"
+_AUDIT_INSERT = sync_audit.insert()
 _MIRRORED = ("Account", "Opportunity", "OpportunityContactRole")
 
 
@@ -126,6 +127,13 @@ class SyncService:
         self.config = config
         self.clock = clock or SystemClock()
         self.adapter: CrmAdapter = adapter or BuiltinCrmAdapter(CrmService(engine, clock=self.clock))
+        self._described: dict[str, frozenset[str]] = {}
+
+    def _field_names(self, obj: str) -> frozenset[str]:
+        """The CRM object's field names, described once per service (one cycle)."""
+        if obj not in self._described:
+            self._described[obj] = frozenset(f["name"] for f in self.adapter.describe(obj)["fields"])
+        return self._described[obj]
 
     # -- gathering ---------------------------------------------------------------------------
 
@@ -468,7 +476,7 @@ class SyncService:
 
     def _decisions(self, conn: Connection, obj: str, rec: Mapping[str, Any], prospect: Mapping[str, Any],
                    state: Mapping[str, tuple[Any, Any]]) -> list[FieldWrite]:  # fmt: skip
-        describe = {f["name"] for f in self.adapter.describe(obj)["fields"]}
+        describe = self._field_names(obj)
         crm_time = rec.get("SystemModstamp")
         ma_time = prospect.get("updatedAt")
         writes = []
@@ -519,7 +527,7 @@ class SyncService:
 
     def _lead_values(self, conn: Connection, prospect: Mapping[str, Any]) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        describe = {f["name"] for f in self.adapter.describe("Lead")["fields"]}
+        describe = self._field_names("Lead")
         for m, crm_field in self.config.mappings("Lead"):
             if m.rule in (Rule.CRM_TO_MA, Rule.NONE) or crm_field not in describe:
                 continue
@@ -623,11 +631,15 @@ class SyncService:
 
     def _audit(self, conn: Connection, run_id: int, direction: str, action: str, obj: str, record_id: str,
                prospect_id: int | None, w: FieldWrite | None = None, reason: str | None = None) -> None:  # fmt: skip
-        conn.execute(sync_audit.insert().values(
-            run_id=run_id, at=self.clock.now(), direction=direction, action=action, object=obj, record_id=record_id,
-            prospect_id=prospect_id, field=w.ma_field if w else None, old=_jsonable(w.old) if w else None,
-            new=_jsonable(w.new) if w else None, rule=w.rule if w else None, evidence=w.evidence if w else None,
-            reason=(reason or (w.reason if w else None) or "")[:255]))  # fmt: skip
+        # executemany form: the insert compiles once per cycle (``.values(...)`` per row costs ~5 ms)
+        conn.execute(
+            _AUDIT_INSERT,
+            [{"run_id": run_id, "at": self.clock.now(), "direction": direction, "action": action, "object": obj,
+              "record_id": record_id, "prospect_id": prospect_id, "field": w.ma_field if w else None,
+              "old": _jsonable(w.old) if w else None, "new": _jsonable(w.new) if w else None,
+              "rule": w.rule if w else None, "evidence": w.evidence if w else None,
+              "reason": (reason or (w.reason if w else None) or "")[:255]}],
+        )  # fmt: skip
 
     def _error(self, conn: Connection, run_id: int | None, kind: str, obj: str, record_id: str | None,
                prospect_id: int | None, code: str | None, message: str, *, field_name: str | None = None,
