@@ -90,7 +90,9 @@ nurture_program = sa.Table(
 nurture_position = sa.Table(
     "nurture_position",
     metadata,
-    sa.Column("programId", sa.Integer(), sa.ForeignKey("nurture_program.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "programId", sa.Integer(), sa.ForeignKey("nurture_program.id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("prospectId", sa.Integer(), primary_key=True),
     sa.Column("step", sa.String(64)),
     sa.Column("since", UTCDateTime(), nullable=False),
