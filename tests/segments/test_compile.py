@@ -1,6 +1,9 @@
-"""Rule → SQL gives exactly the plain-Python evaluation, on SQLite and on PostgreSQL."""
+"""Rule → SQL gives exactly the plain-Python evaluation, on SQLite and on PostgreSQL, whether
+related data is tested as sets (``IN``) or as correlated probes (``EXISTS``)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,7 +21,7 @@ def test_sql_equals_python_evaluation(engine: Engine) -> None:
     list_ids = setup_schema(engine)
 
     @settings(
-        max_examples=60,
+        max_examples=40,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
@@ -30,6 +33,7 @@ def test_sql_equals_python_evaluation(engine: Engine) -> None:
             ctx = context_for(conn, moment)
             validate(rule, ctx.catalog)
             got = matching_ids(conn, rule, ctx)
+            probed = matching_ids(conn, rule, replace(ctx, correlated=True))
             facts = load_facts(conn, range(1, len(world.prospects) + 1))
         want = {
             pid
@@ -37,5 +41,6 @@ def test_sql_equals_python_evaluation(engine: Engine) -> None:
             if not f.prospect["isDeleted"] and evaluate(rule, f, ctx.catalog, moment)
         }
         assert got == want
+        assert probed == want
 
     check()

@@ -204,7 +204,8 @@ def test_activity_and_opportunity_windows_move_with_time(engine: Engine) -> None
                                                    closeDate=dt.date(2025, 6, 20), createdAt=NOW, updatedAt=NOW))  # fmt: skip
         conn.execute(t.opportunity_prospect.insert().values(opportunityId=1, prospectId=2, isPrimary=True))
     lst = service.create(
-        "windows", rule="any(has activity(within last 7 days), has opportunity(closeDate within last 12 months))"
+        "windows",
+        rule="any(has activity(within last 7 days), has opportunity(closeDate within last 12 months))",
     )
     assert service.member_ids(lst["id"]) == {1, 2}
     clock.advance(days=3)  # the visit is 8 days old; the close date still within 12 months (15 June 2025 on)

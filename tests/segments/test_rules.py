@@ -35,13 +35,13 @@ CATALOG = build_catalog(PROSPECT_FIELDS)
 NOW = dt.datetime(2026, 6, 15, 3, 0, tzinfo=dt.UTC)
 
 
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(rules([1, 2, 3]))
 def test_text_form_round_trips(rule: Node) -> None:
     assert parse_rule(format_rule(rule)) == rule
 
 
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(rules([1, 2, 3]))
 def test_json_form_round_trips(rule: Node) -> None:
     assert rule_from_json(rule.to_json()) == rule

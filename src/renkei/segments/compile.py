@@ -10,7 +10,6 @@ compiled per dialect below.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +87,9 @@ class SqlContext:
     prospect: sa.Table
     catalog: Catalog
     moment: Moment
+    #: Correlated ``EXISTS`` probes per prospect (fast for a few candidates) instead of
+    #: ``IN (SELECT …)`` sets built once (fast for everyone). The results are the same.
+    correlated: bool = False
 
 
 def context_for(conn: Connection, moment: Moment) -> SqlContext:
@@ -159,7 +161,8 @@ def rule_sql(node: Node, ctx: SqlContext) -> Bool:
 
     Related data is tested with uncorrelated ``id IN (SELECT prospectId …)`` subqueries: both
     databases build each set once (SQLite an ephemeral index, PostgreSQL a hashed semi-join)
-    instead of probing per prospect. The subqueries never yield NULL, so ``NOT IN`` is safe."""
+    instead of probing per prospect; the subqueries never yield NULL, so ``NOT IN`` is safe. With
+    ``ctx.correlated`` they are correlated ``EXISTS`` probes instead (for a few candidates)."""
     p = ctx.prospect
     moment = ctx.moment
     if isinstance(node, Group):
@@ -180,6 +183,8 @@ def rule_sql(node: Node, ctx: SqlContext) -> Bool:
         else:
             test = _json_condition(local, json_field_kind(local, {}), a.c.customFields, moment)
         accounts = sa.select(a.c.id).where(_not_true(a.c.isDeleted), test)
+        if ctx.correlated:
+            return sa.exists(accounts.where(a.c.id == p.c.prospectAccountId))
         return sa.and_(p.c.prospectAccountId.is_not(None), p.c.prospectAccountId.in_(accounts))
     if isinstance(node, TagPredicate):
         o, tag = t.tag_object, t.tag
@@ -188,18 +193,35 @@ def rule_sql(node: Node, ctx: SqlContext) -> Bool:
             .select_from(o.join(tag, tag.c.id == o.c.tagId))
             .where(o.c.objectType == "prospect", tag.c.name == node.tag)
         )
-        return p.c.id.in_(tagged) if node.has else p.c.id.not_in(tagged)
+        return _linked(ctx, tagged, o.c.objectId, node.has)
     if isinstance(node, ListPredicate):
         m = t.list_membership
         members = sa.select(m.c.prospectId).where(m.c.listId == node.list_id)
-        return p.c.id.in_(members) if node.member else p.c.id.not_in(members)
+        return _linked(ctx, members, m.c.prospectId, node.member)
     if isinstance(node, ActivityPredicate):
         va = t.visitor_activity
-        active = sa.select(va.c.prospectId).where(va.c.prospectId.is_not(None), *activity_conditions(node, moment))
+        active = sa.select(va.c.prospectId).where(
+            va.c.prospectId.is_not(None), *activity_conditions(node, moment)
+        )
         if node.at_least > 1:
+            if ctx.correlated:
+                count = (
+                    sa.select(sa.func.count())
+                    .select_from(va)
+                    .where(va.c.prospectId == p.c.id, *activity_conditions(node, moment))
+                    .scalar_subquery()
+                )
+                return count >= node.at_least
             active = active.group_by(va.c.prospectId).having(sa.func.count() >= node.at_least)
-        return p.c.id.in_(active) if node.has else p.c.id.not_in(active)
+        return _linked(ctx, active, va.c.prospectId, node.has)
     return opportunity_sql(node, ctx)
+
+
+def _linked(ctx: SqlContext, ids: sa.Select[Any], column: ColumnElement[Any], has: bool) -> Bool:
+    """``prospect.id`` in a set of prospect ids (or not), as a set or as a correlated probe."""
+    p = ctx.prospect
+    found: Bool = sa.exists(ids.where(column == p.c.id)) if ctx.correlated else p.c.id.in_(ids)
+    return found if has else sa.not_(found)
 
 
 def _cost(node: Node) -> int:
@@ -244,7 +266,7 @@ def opportunity_sql(node: OpportunityPredicate, ctx: SqlContext) -> Bool:
     conds: list[Bool] = [_not_true(o.c.isDeleted)]
     conds += [opportunity_condition_sql(c, ctx.catalog, ctx.moment) for c in node.conditions]
     linked = sa.select(op.c.prospectId).select_from(op.join(o, o.c.id == op.c.opportunityId)).where(*conds)
-    return ctx.prospect.c.id.in_(linked) if node.has else ctx.prospect.c.id.not_in(linked)
+    return _linked(ctx, linked, op.c.prospectId, node.has)
 
 
 def live(p: sa.Table) -> Bool:
@@ -260,7 +282,5 @@ def members_query(node: Node, ctx: SqlContext, *, among: Any | None = None) -> s
     return sa.select(p.c.id).where(*where)
 
 
-def matching_ids(
-    conn: Connection, node: Node, ctx: SqlContext, among: Sequence[int] | None = None
-) -> set[int]:
+def matching_ids(conn: Connection, node: Node, ctx: SqlContext, among: Any | None = None) -> set[int]:
     return set(conn.execute(members_query(node, ctx, among=among)).scalars())

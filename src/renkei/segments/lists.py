@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +34,7 @@ from renkei.core.rules.model import (
     ActivityPredicate,
     Condition,
     FieldPredicate,
+    Kind,
     Node,
     Op,
     OpportunityPredicate,
@@ -61,6 +62,8 @@ from renkei.store.tables_segments import segment_change, segment_list
 
 DYNAMIC, STATIC = "dynamic", "static"
 _CHUNK = 1000
+#: Up to this many candidates an incremental refresh probes each one; above, it evaluates all.
+_PROBE_LIMIT = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,16 +327,24 @@ class SegmentService:
         marks = self._marks(conn)
         ctx = context_for(conn, self._moment(now))
         before = self._moment(state["refreshedAt"])
-        candidates = sa.union(*candidate_queries(ctx, node, state, before)).subquery()
-        ids = sa.select(candidates.c[0])
-        wanted = set(conn.execute(members_query(node, ctx, among=ids)).scalars())
-        current = self._member_ids(conn, list_id, among=ids)
-        evaluated = conn.execute(sa.select(sa.func.count()).select_from(candidates)).scalar_one()
+        candidates = set(conn.execute(sa.union(*candidate_queries(ctx, node, state, before))).scalars())
+        candidates.discard(None)
+        members = self._member_ids(conn, list_id)
+        if len(candidates) > _PROBE_LIMIT:
+            # Many candidates: one evaluation over everyone (sets built once) is cheaper.
+            wanted = matching_ids(conn, node, ctx) & candidates
+        else:
+            probe = replace(ctx, correlated=True)
+            ids = sorted(candidates)
+            wanted = set()
+            for i in range(0, len(ids), _CHUNK):
+                wanted |= matching_ids(conn, node, probe, among=ids[i : i + _CHUNK])
+        current = members & candidates
         added, removed = self._write(conn, list_id, wanted - current, current - wanted, now)
         self._finish(conn, list_id, marks, now)
-        m = t.list_membership
-        count = conn.execute(sa.select(sa.func.count()).where(m.c.listId == list_id)).scalar_one()
-        return RefreshResult(list_id, "incremental", evaluated, added, removed, count)
+        return RefreshResult(
+            list_id, "incremental", len(candidates), added, removed, len(members) + added - removed
+        )
 
     def _write(
         self, conn: Connection, list_id: int, add: set[int], remove: set[int], now: dt.datetime
@@ -457,10 +468,16 @@ def _window_candidates(ctx: SqlContext, node: Node, before: Moment) -> list[Any]
     out: list[Any] = []
     for item in walk(node):
         if isinstance(item, ActivityPredicate) and item.window is not None:
-            window_only = ActivityPredicate(window=item.window)
-            now_in = sa.and_(*activity_conditions(window_only, ctx.moment))
-            then_in = sa.and_(*activity_conditions(window_only, before))
-            out.append(sa.select(va.c.prospectId).where(va.c.prospectId.is_not(None), _xor(now_in, then_in)))
+            # Only activities the predicate counts, dated where the window moved (index-friendly).
+            filters = ActivityPredicate(types=item.types, asset=item.asset, campaign_id=item.campaign_id)
+            start0, end0 = before.bounds(item.window, Kind.DATETIME)
+            start1, end1 = ctx.moment.bounds(item.window, Kind.DATETIME)
+            moved = sa.or_(
+                sa.and_(va.c.createdAt >= start0, va.c.createdAt < start1),
+                sa.and_(va.c.createdAt > end0, va.c.createdAt <= end1),
+            )
+            conds = activity_conditions(filters, ctx.moment)
+            out.append(sa.select(va.c.prospectId).where(va.c.prospectId.is_not(None), moved, *conds))
         elif isinstance(item, FieldPredicate) and item.condition.op in WINDOW_OPS:
             within = _as_within(item.condition)
             if item.on_account:
