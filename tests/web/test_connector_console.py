@@ -103,3 +103,50 @@ def test_connector_operations_over_the_rest_api(sqlite_engine: Engine, tmp_path:
         assert explained["linkedTo"]["object"] == "Lead" and explained["prospectId"] == 1
         assert client.get("/api/v5/connector/explain/99", headers=operator).status_code == 404
         assert client.post("/api/v5/connector/retry", headers=operator).json()["retried"] == 0
+
+
+def test_mapping_editor_reports_a_field_on_one_object_only(sqlite_engine: Engine, tmp_path: Path) -> None:
+    import yaml
+
+    engine, clock = sqlite_engine, FixedClock(T0)
+    make_user(engine, "ops@example.com", "admin")
+    ProspectService(engine, clock=clock).add_field("Budget", "text", length=80)
+    CrmService(engine, clock=clock).add_field("Lead", "Budget__c", "text", length=80)
+    config = tmp_path / "connector.yaml"
+    with live_server(engine, clock, connector_config=str(config)) as base:
+        web = Browser(base)
+        web.sign_in("ops@example.com")
+        web.get("/app/connector")
+        hx = web._headers({"HX-Request": "true", "X-CSRF-Token": web.csrf})
+        mapped = web.client.post(
+            "/app/connector/mapping",
+            data={
+                "ma": "Budget__c",
+                "lead_field": "Budget__c",
+                "contact_field": "Budget__c",
+                "rule": "ma_wins",
+            },
+            headers=hx,
+        )
+        assert mapped.status_code == 200
+        assert re.search(
+            r"FIELD_ON_ONE_OBJECT_ONLY</strong> Budget__c: Budget__c exists on Lead but not on Contact",
+            mapped.text,
+        )
+        assert {
+            "ma": "Budget__c",
+            "crm": "Budget__c",
+            "rule": "ma_wins",
+            "sync_blanks": False,
+        } in yaml.safe_load(config.read_text())["fields"]
+        bad = web.client.post(
+            "/app/connector/mapping",
+            data={"ma": "Budget__c", "lead_field": "X", "rule": "sometimes"},
+            headers=hx,
+        )
+        assert bad.status_code == 400
+        removed = web.client.post(
+            "/app/connector/mapping", data={"ma": "Budget__c", "remove": "1"}, headers=hx
+        )
+        assert removed.status_code == 200 and "Budget__c" not in config.read_text()
+        web.close()

@@ -158,6 +158,54 @@ def set_filter(
     return _check_partial(request, me, saved=f"{object_name} filter")
 
 
+@router.post("/mapping")
+def save_mapping(
+    request: Request,
+    me: Editor,
+    ma: Annotated[str, Form()],
+    lead_field: Annotated[str, Form()] = "",
+    contact_field: Annotated[str, Form()] = "",
+    rule: Annotated[str, Form()] = "crm_wins",
+    remove: Annotated[str, Form()] = "",
+) -> Response:
+    """Add, change or remove one field mapping in connector.yaml (validated before it is saved);
+    answers with the config check, which reports CRM fields that do not exist, type mismatches,
+    truncation and a custom field present on only one object."""
+    import yaml
+
+    from renkei.connector import config as c
+
+    path = _config_path(request)
+    text = path.read_text(encoding="utf-8") if path.exists() else c.DEFAULT_YAML
+    data = yaml.safe_load(text) or {}
+    fields = [m for m in data.get("fields", []) if m.get("ma") != ma.strip()]
+    old = next((m for m in data.get("fields", []) if m.get("ma") == ma.strip()), None)
+    new: dict[str, Any] | None = None
+    if not remove:
+        lead, contact = lead_field.strip(), contact_field.strip()
+        if not (lead or contact):
+            return _check_partial(request, me, error="name the CRM field on Lead, Contact or both")
+        crm: str | dict[str, str] = (
+            lead if lead == contact else {k: v for k, v in (("Lead", lead), ("Contact", contact)) if v}
+        )
+        new = {
+            "ma": ma.strip(),
+            "crm": crm,
+            "rule": rule,
+            "sync_blanks": bool(old and old.get("sync_blanks")),
+        }
+        fields.append(new)
+    data["fields"] = fields
+    new_text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    try:
+        c.parse(new_text, str(path))  # refuse an invalid result before anything is saved
+    except RenkeiError as exc:
+        return _check_partial(request, me, error=exc.message)
+    path.write_text(new_text, encoding="utf-8")
+    a.auth_service(request).audit(f"connector.fields.{ma.strip()}", ma.strip(), old, new, actor=me)
+    return _check_partial(request, me, saved=f"{ma.strip()}: {'removed' if remove else 'mapped'}")
+
+
 @router.post("/cap")
 def set_cap(request: Request, me: Editor, cap: Annotated[str, Form()] = "") -> Response:
     raw = cap.strip()
