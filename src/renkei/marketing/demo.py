@@ -433,25 +433,29 @@ _CLOCK_FACES: tuple[str, ...] = tuple(
 
 
 class _CrmRows:
-    """Rows of one CRM object: the columns its records set, plus those with a non-null default
-    (the others stay NULL, as the CRM service leaves them); defaults filled, order fixed."""
+    """Rows of one CRM object: the fields its records set (every record sets the same ones),
+    then the other columns with a non-null default; the rest stay NULL, as the CRM service
+    leaves them."""
 
     def __init__(self, obj: ObjectDef, table: sa.Table, first: dict[str, Any]) -> None:
-        self.defaults: dict[str, Any] = {c.name: None for c in table.columns}
+        defaults: dict[str, Any] = {c.name: None for c in table.columns}
         for f in obj.fields:
-            if f.name in self.defaults and f.default_value is not None:
-                self.defaults[f.name] = f.default_value
-        self.defaults["IsDeleted"] = False
-        self.columns = [c for c, v in self.defaults.items() if c in first or v is not None]
-        self._known = frozenset(self.columns)
+            if f.name in defaults and f.default_value is not None:
+                defaults[f.name] = f.default_value
+        defaults["IsDeleted"] = False
+        unknown = sorted(k for k in first if k not in defaults)
+        if unknown:
+            raise FatalError(f"demo {obj.name} records set unknown fields: {unknown}")
+        self._set = list(first)
+        self._tail = tuple(v for c, v in defaults.items() if c not in first and v is not None)
+        self.columns = self._set + [c for c, v in defaults.items() if c not in first and v is not None]
 
     def row(self, values: dict[str, Any]) -> tuple[Any, ...]:
-        if not values.keys() <= self._known:
+        if len(values) != len(self._set):  # with __getitem__ below: exactly the first record's fields
             raise FatalError(
-                f"demo record sets fields outside its columns: {sorted(values.keys() - self._known)}"
+                f"demo record sets other fields than the first: {sorted(values.keys() ^ set(self._set))}"
             )
-        merged = {**self.defaults, **values}
-        return tuple(map(merged.__getitem__, self.columns))
+        return tuple(map(values.__getitem__, self._set)) + self._tail
 
 
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
