@@ -175,3 +175,43 @@ def test_scoring_model_edited_in_settings_is_audited(sqlite_engine: Engine) -> N
         before,
         after,
     )
+
+
+def test_schedule_a_list_email_and_create_a_dynamic_list(sqlite_engine: Engine) -> None:
+    from renkei.email.service import EmailService
+    from renkei.marketing.service import ListService
+    from renkei.segments.lists import SegmentService
+
+    engine, clock = sqlite_engine, FixedClock(T0)
+    make_user(engine, "ops@example.com", "marketing")
+    template = EmailService(engine, clock=clock).create_template(
+        "セミナー案内", "5月のセミナー", "<p>ご案内</p>", "ご案内"
+    )
+    newsletter = ListService(engine, clock=clock).create({"name": "newsletter"})
+    ListService(engine, clock=clock).add_prospects(
+        newsletter["id"],
+        [ProspectService(engine, clock=clock).create({"email": "a@example.jp", "score": 70})["id"]],
+    )
+    with live_server(engine, clock) as base:
+        web = Browser(base)
+        web.sign_in("ops@example.com")
+        web.get("/app/email")
+        sent = web.post(
+            "/app/email/send",
+            {"template_id": str(template["id"]), "list_ids": str(newsletter["id"]), "at": "2026-04-20T10:00"},
+        )
+        assert sent.status_code == 303 and "message=" in sent.headers["location"]
+        calendar = web.get("/app/calendar?year=2026&month=4").text
+        assert re.search(r"✉ セミナー案内 <span class=\"muted\">10:00</span>", calendar)  # Asia/Tokyo
+        web.get("/app/automation")
+        made = web.post(
+            "/app/automation/lists", {"name": "hot", "rule": "all(score >= 50)", "kind": "dynamic"}
+        )
+        assert made.headers["location"] == "/app/automation?message=hot#lists"
+        refused = web.post(
+            "/app/automation/lists", {"name": "broken", "rule": "all(score >=", "kind": "dynamic"}
+        )
+        assert "error=" in refused.headers["location"]
+        web.close()
+    lists = {x["name"]: x for x in SegmentService(engine).lists()}
+    assert (lists["hot"]["kind"], lists["hot"]["memberCount"], "broken" in lists) == ("dynamic", 1, False)

@@ -8,6 +8,7 @@ Every unsafe request must carry the session's CSRF token (``check_csrf``, 403 ot
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -355,17 +356,76 @@ def automation(request: Request, me: Annotated[Principal, Depends(need("automati
         from renkei.segments.lists import SegmentService
 
         lists = SegmentService(_engine(request), clock=request.app.state.clock).lists()
-    return render(
-        request, "automation.html", {"d": views.automation(_engine(request)), "lists": lists}, principal=me
-    )
+    context = {
+        "d": views.automation(_engine(request)),
+        "lists": lists,
+        "message": request.query_params.get("message", ""),
+        "error": request.query_params.get("error", ""),
+    }
+    return render(request, "automation.html", context, principal=me)
+
+
+@router.post("/automation/lists")
+def create_segment_list(
+    request: Request,
+    me: Annotated[Principal, Depends(need("automation", Level.EDIT))],
+    name: Annotated[str, Form()],
+    rule: Annotated[str, Form()],
+    kind: Annotated[str, Form()] = "dynamic",
+) -> Response:
+    """A list kept by a segmentation rule (dynamic), or filled once by it (static)."""
+    from renkei.segments.lists import SegmentService
+
+    service = SegmentService(_engine(request), clock=request.app.state.clock, tz=me.timezone)
+    try:
+        made = service.create(name, rule=rule, static=kind == "static", suppression=kind == "suppression")
+    except RenkeiError as exc:
+        return _see_other("/app/automation?error=" + quote(exc.message) + "#lists")
+    return _see_other(f"/app/automation?message={quote(made['name'])}#lists")
 
 
 @router.get("/email")
 def email(request: Request, me: Annotated[Principal, Depends(need("email"))]) -> Response:
     from renkei.email.service import EmailService
+    from renkei.marketing.service import ListService
 
     queue = EmailService(_engine(request), clock=request.app.state.clock).queue_status()
-    return render(request, "email.html", {"d": views.email(_engine(request)), "queue": queue}, principal=me)
+    context = {
+        "d": views.email(_engine(request)),
+        "queue": queue,
+        "lists": ListService(_engine(request)).list(limit=1000),
+        "message": request.query_params.get("message", ""),
+        "error": request.query_params.get("error", ""),
+    }
+    return render(request, "email.html", context, principal=me)
+
+
+@router.post("/email/send")
+async def send_list_email(
+    request: Request, me: Annotated[Principal, Depends(need("email", Level.EDIT))]
+) -> Response:
+    """Send a list email now, or schedule it (a local date and time in the user's time zone)."""
+    from zoneinfo import ZoneInfo
+
+    from renkei.email.service import EmailService
+
+    form = await request.form()
+    try:
+        template_id = int(str(form.get("template_id", "")))
+        lists = [int(str(v)) for v in form.getlist("list_ids")]
+        suppression = [int(str(v)) for v in form.getlist("suppression_ids")]
+        raw_at = str(form.get("at", "")).strip()
+        at = dt.datetime.fromisoformat(raw_at).replace(tzinfo=ZoneInfo(me.timezone)) if raw_at else None
+    except ValueError:
+        return _see_other(
+            "/app/email?error=" + quote("choose a template and lists; the time is YYYY-MM-DDTHH:MM")
+        )
+    service = EmailService(_engine(request), clock=request.app.state.clock)
+    try:
+        summary = service.send_list_email(lists, template_id, suppression_ids=suppression, at=at).to_dict()
+    except RenkeiError as exc:
+        return _see_other("/app/email?error=" + quote(exc.message))
+    return _see_other("/app/email?message=" + quote(json.dumps(summary, default=str, ensure_ascii=False)))
 
 
 @router.get("/content")
