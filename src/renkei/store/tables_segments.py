@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from renkei.crm.schema import FieldDef, FieldType, ObjectDef, table_name
 from renkei.store.db import UTCDateTime
-from renkei.store.tables import field_column, metadata
+from renkei.store.tables import field_column, metadata, visitor_activity
 
 segment_list = sa.Table(
     "segment_list",
@@ -54,6 +54,14 @@ report_definition = sa.Table(
     sa.Column("definition", sa.JSON(), nullable=False),
     sa.Column("createdAt", UTCDateTime(), nullable=False),
     sa.Column("updatedAt", UTCDateTime(), nullable=False),
+)
+
+#: Rule windows over activities read (type, createdAt) → prospectId from this index alone (segments_0003).
+visitor_activity_segment_index = sa.Index(
+    "ix_visitor_activity_segment",
+    visitor_activity.c.type,
+    visitor_activity.c.createdAt,
+    visitor_activity.c.prospectId,
 )
 
 SEGMENT_TABLES: tuple[sa.Table, ...] = (segment_list, segment_change, report_definition)
