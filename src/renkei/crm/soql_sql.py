@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -284,20 +285,24 @@ def _records(
     return out
 
 
-def run_query(
-    conn: Connection,
-    schema: CrmSchema,
-    soql: str,
-    *,
-    include_deleted: bool,
-    now: dt.datetime,
-    tz: str = DEFAULT_TZ,
-) -> dict[str, Any]:
-    """Run a SOQL query: ``{"totalSize", "done", "records"}`` shaped like Salesforce's answer.
+@dataclass(frozen=True, slots=True)
+class CompiledQuery:
+    """A checked query and the one SELECT that answers it.
 
-    ``include_deleted`` is queryAll (records in the recycle bin too); ``now`` and ``tz`` resolve
-    relative date literals.
+    ``shape`` is ``"records"`` (rows to serialise), ``"count"`` (``COUNT()``: one number) or
+    ``"aggregate"`` (``COUNT(field)``: one row of counts labelled by alias).
     """
+
+    checked: CheckedQuery
+    statement: sa.Select[Any]
+    shape: str
+    id_labels: dict[tuple[str, ...], str]
+
+
+def compile_query(
+    schema: CrmSchema, soql: str, *, include_deleted: bool, now: dt.datetime, tz: str = DEFAULT_TZ
+) -> CompiledQuery:
+    """Parse, check and compile a SOQL statement (``EXPLAIN`` its ``statement`` to see the plan)."""
     checked = b.check_query(parse_query(soql), schema.objects, now=now, tz=tz)
     joins = _Joins(schema, checked.root)
     conditions: list[ColumnElement[bool]] = []
@@ -305,9 +310,8 @@ def run_query(
         conditions.append(joins.root.c.IsDeleted == sa.false())
     if checked.where is not None:
         conditions.append(compile_pred(checked.where, joins.resolve))
-
     if checked.count_only or checked.aggregates:
-        return _aggregate(conn, checked, joins, conditions)
+        return _aggregate(checked, joins, conditions)
 
     columns: list[ColumnElement[Any]] = [joins.root.c.Id.label("id0")]
     id_labels: dict[tuple[str, ...], str] = {(): "id0"}
@@ -326,32 +330,53 @@ def run_query(
         stmt = stmt.limit(checked.limit)
     if checked.offset:
         stmt = stmt.offset(checked.offset)
-    rows = conn.execute(stmt).all()
-    records = _records(rows, checked, id_labels)
-    return {"totalSize": len(records), "done": True, "records": records}
+    return CompiledQuery(checked, stmt, "records", id_labels)
 
 
-def _aggregate(
-    conn: Connection, checked: CheckedQuery, joins: _Joins, conditions: list[ColumnElement[bool]]
-) -> dict[str, Any]:
-    """``COUNT()`` (the count is totalSize) and ``COUNT(field)`` (one AggregateResult row)."""
+def _aggregate(checked: CheckedQuery, joins: _Joins, conditions: list[ColumnElement[bool]]) -> CompiledQuery:
+    """``COUNT()`` counts the rows; ``COUNT(field)`` counts the rows where the field is not null."""
     counted: list[ColumnElement[Any]] = [joins.root.c.Id.label("_root_id")]
     for agg in checked.aggregates:
         column, _nullable = joins.resolve(agg.ref)
         counted.append(column.label(agg.alias))
     inner = sa.select(*counted).select_from(joins.source).where(*conditions)
-    if checked.limit is not None:
-        inner = inner.order_by(joins.root.c.Id).limit(checked.limit)
-    if checked.offset:
-        inner = inner.order_by(joins.root.c.Id).offset(checked.offset)
+    if checked.limit is not None or checked.offset:
+        inner = inner.order_by(joins.root.c.Id).limit(checked.limit).offset(checked.offset or None)
     sub = inner.subquery()
     if checked.count_only:
-        total = conn.execute(sa.select(sa.func.count()).select_from(sub)).scalar_one()
+        return CompiledQuery(checked, sa.select(sa.func.count()).select_from(sub), "count", {})
+    counts: list[ColumnElement[Any]] = [
+        sa.func.count(sub.c[a.alias]).label(a.alias) for a in checked.aggregates
+    ]
+    return CompiledQuery(checked, sa.select(*counts), "aggregate", {})
+
+
+def run_query(
+    conn: Connection,
+    schema: CrmSchema,
+    soql: str,
+    *,
+    include_deleted: bool,
+    now: dt.datetime,
+    tz: str = DEFAULT_TZ,
+) -> dict[str, Any]:
+    """Run a SOQL query: ``{"totalSize", "done", "records"}`` shaped like Salesforce's answer.
+
+    ``include_deleted`` is queryAll (records in the recycle bin too); ``now`` and ``tz`` resolve
+    relative date literals.
+    """
+    compiled = compile_query(schema, soql, include_deleted=include_deleted, now=now, tz=tz)
+    if compiled.shape == "count":
+        total = conn.execute(compiled.statement).scalar_one()
         return {"totalSize": int(total), "done": True, "records": []}
-    row = conn.execute(sa.select(*(sa.func.count(sub.c[a.alias]) for a in checked.aggregates))).one()
-    record: dict[str, Any] = {"attributes": {"type": "AggregateResult"}}
-    record.update({a.alias: int(v) for a, v in zip(checked.aggregates, row, strict=True)})
-    return {"totalSize": 1, "done": True, "records": [record]}
+    if compiled.shape == "aggregate":
+        row = conn.execute(compiled.statement).one()
+        record: dict[str, Any] = {"attributes": {"type": "AggregateResult"}}
+        record.update({key: int(value) for key, value in row._mapping.items()})
+        return {"totalSize": 1, "done": True, "records": [record]}
+    rows = conn.execute(compiled.statement).all()
+    records = _records(rows, compiled.checked, compiled.id_labels)
+    return {"totalSize": len(records), "done": True, "records": records}
 
 
-__all__ = ["compile_pred", "compile_where", "count_where", "run_query"]
+__all__ = ["CompiledQuery", "compile_pred", "compile_query", "compile_where", "count_where", "run_query"]
