@@ -8,7 +8,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from renkei.cli._common import JsonOpt, clock, emit, engine, err_console, handle_errors, print_table
-from renkei.marketing.demo import SIZES, LoadResult, load_demo
+from renkei.marketing.demo import SIZES, load_demo
 
 demo_app = typer.Typer(help="The demo org.", no_args_is_help=True)
 
@@ -53,6 +53,3 @@ def _human(data: dict[str, object]) -> None:
 
 def register(app: typer.Typer) -> None:
     app.add_typer(demo_app, name="demo")
-
-
-__all__ = ["LoadResult", "register"]
