@@ -283,3 +283,18 @@ def test_schemathesis_finds_no_server_errors(sqlite_engine: Engine, tmp_path: Pa
 
             check()
         assert failures == []
+
+
+def test_the_owners_role_limits_what_a_token_can_do(sqlite_engine: Engine) -> None:
+    clock = FixedClock(T0)
+    sales = make_user(sqlite_engine, "rep@example.com", "sales")
+    auth = AuthService(sqlite_engine, clock=clock)
+    token = {"Authorization": f"Bearer {auth.create_token(sales['id'], 'crm', ['read', 'write']).token}"}
+    with live_server(sqlite_engine, clock) as base, httpx.Client(base_url=base, timeout=30) as client:
+        assert (
+            client.get("/api/v5/objects/prospects", params={"fields": "id"}, headers=token).status_code == 200
+        )
+        created = client.post("/api/v5/objects/prospects", json={"email": "x@example.jp"}, headers=token)
+        assert (created.status_code, created.json()["code"]) == (403, 10003)  # sales only views prospects
+        users = client.get("/api/v5/objects/users", params={"fields": "id"}, headers=token)
+        assert (users.status_code, users.json()["code"]) == (403, 10003)  # no settings for sales

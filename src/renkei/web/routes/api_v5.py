@@ -22,6 +22,7 @@ from renkei.errors import ConflictError, InputError, NotFoundError, RenkeiError,
 from renkei.web import auth as a
 from renkei.web import v5objects as v5
 from renkei.web.auth import Principal
+from renkei.web.permissions import Level
 from renkei.web.v5objects import ObjectName, V5Error, V5Reader
 
 
@@ -103,10 +104,36 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/api/v5/objects", route_class=V5Route, tags=["api v5"], responses=_ERRORS)
 
 
+#: The app section whose permission an API path needs (the token's owner's role decides too).
+_SECTIONS = {
+    "prospects": "prospects",
+    "visitor-activities": "prospects",
+    "lists": "prospects",
+    "list-memberships": "prospects",
+    "campaigns": "campaigns",
+    "users": "settings",
+}
+
+
+def _section(path: str) -> str:
+    rest = path.removeprefix("/api/v5/")
+    if rest.startswith("connector"):
+        return "connector"
+    name = rest.removeprefix("objects/").split("/", 1)[0]
+    return _SECTIONS.get(name, "settings")
+
+
 def _scoped(scope: str) -> Callable[..., Principal]:
-    def dependency(principal: Annotated[Principal, Depends(a.bearer_principal)]) -> Principal:
+    """A token with ``scope`` whose owner's role may view (GET) or edit (other methods) the
+    section the path belongs to."""
+
+    def dependency(
+        request: Request, principal: Annotated[Principal, Depends(a.bearer_principal)]
+    ) -> Principal:
         if scope not in principal.scopes:
             raise a.Forbidden(f"this API token lacks the {scope!r} scope")
+        level = Level.VIEW if request.method in ("GET", "HEAD") else Level.EDIT
+        principal.require(_section(request.url.path), level)
         return principal
 
     return dependency
