@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from renkei.clock import FixedClock
-from renkei.errors import ConflictError, InputError
+from renkei.errors import InputError
 from renkei.store import tables_web as w
 from renkei.web.auth import DEMO_ADMIN_EMAIL, AuthService, LoginRefused, NotSignedIn, TooManyAttempts
 from renkei.web.permissions import Level
@@ -37,7 +37,7 @@ def test_password_is_hashed_with_argon2_and_verifies(auth: AuthService, engine: 
     assert auth.authenticate("ops@example.com", PASSWORD)["id"] == user["id"]
     with pytest.raises(LoginRefused):
         auth.authenticate("ops@example.com", "wrong password!")
-    with pytest.raises(ConflictError):
+    with pytest.raises(InputError, match="already exists"):
         auth.create_user("ops@example.com", role="admin", password=PASSWORD)
     with pytest.raises(InputError, match="at least 10"):
         auth.create_user("x@example.com", role="admin", password="short")

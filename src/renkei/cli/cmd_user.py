@@ -39,7 +39,7 @@ def _user_id(email: str) -> int:
 def _password(given: str | None) -> str:
     if given is not None:
         return given
-    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True))
 
 
 @app.command("create")

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from renkei.clock import Clock, SystemClock, ensure_utc
 from renkei.core.identity import email_key
-from renkei.errors import ConflictError, InputError, NotFoundError, RenkeiError, RetriableError
+from renkei.errors import InputError, NotFoundError, RenkeiError, RetriableError
 from renkei.marketing.service import UserService
 from renkei.store import tables as t
 from renkei.store import tables_web as w
@@ -184,7 +184,7 @@ class AuthService:
         except NotFoundError:
             pass
         else:
-            raise ConflictError(f"a user with email {email!r} already exists")
+            raise InputError(f"a user with email {email!r} already exists", code="DUPLICATE_VALUE")
         user = users.create(
             {
                 "email": email,
