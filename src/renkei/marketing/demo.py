@@ -160,7 +160,10 @@ def load_demo(
     ensure_custom_fields(engine, clock)
     with engine.begin() as conn:
         builder = _DemoBuilder(conn, spec, seed, now, progress or (lambda step, done, total: None))
-        counts = builder.build()
+        try:
+            counts = builder.build()
+        finally:
+            builder.sink.close()
     return LoadResult(size, seed, False, counts, time.perf_counter() - started)
 
 
@@ -364,7 +367,13 @@ class _Sink:
         self._days: dict[int, str] = {}
         self._suffix = "" if self.sqlite else "+00"
         if self.sqlite:
-            raw.execute("PRAGMA cache_size=-200000")
+            self._cache_size = raw.execute("PRAGMA cache_size").fetchone()[0]
+            raw.execute("PRAGMA cache_size=-200000")  # 200 MB while loading
+
+    def close(self) -> None:
+        """Give the pooled connection its usual page cache back."""
+        if self.sqlite:
+            self.raw.execute(f"PRAGMA cache_size={int(self._cache_size)}")
 
     def ts(self, epoch: int) -> str:
         """A UTC instant (seconds) in the form the store keeps (``UTCDateTime`` on this backend)."""
