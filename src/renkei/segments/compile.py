@@ -48,7 +48,7 @@ Bool = ColumnElement[bool]
 
 
 class ascii_fold(FunctionElement[str]):
-    """Lower-case A–Z only (SQLite's ``lower`` does exactly that; PostgreSQL's is Unicode-wide)."""
+    """Lower-case A–Z only (SQLite's ``lower`` does exactly that; PostgreSQL's does under "C")."""
 
     type = sa.String()
     inherit_cache = True
@@ -61,8 +61,8 @@ def _fold_default(element: ascii_fold, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(ascii_fold, "postgresql")
 def _fold_pg(element: ascii_fold, compiler: SQLCompiler, **kw: Any) -> str:
-    arg = compiler.process(element.clauses, **kw)
-    return f"translate({arg}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
+    # Under the "C" collation PostgreSQL's lower() folds ASCII letters only, like SQLite's.
+    return f'lower(({compiler.process(element.clauses, **kw)}) COLLATE "C")'
 
 
 class text_position(FunctionElement[int]):
