@@ -211,6 +211,7 @@ class SyncService:
         p = _ptable(conn)
         ops: list[Op] = []
         planned_links: dict[str, int] = {}
+        planned_creates: dict[str, tuple[str, str]] = {}  # email key → the CRM record creating its prospect
         touched_pairs: set[int] = set()
         live_synced = len(by_prospect)
         planned_new = 0
@@ -316,8 +317,17 @@ class SyncService:
                               error_kind="collision", code="EMAIL_COLLISION"))  # fmt: skip
                 continue
             target = live[0]["id"] if live else (candidates[0]["id"] if candidates else None)
-            if target is None and ("!" + key) in planned_links:
-                target = planned_links["!" + key]
+            creator = planned_creates.get(key)
+            if target is None and creator is not None:
+                # another record with this email creates the prospect in this cycle: never a second one
+                if creator[0] == obj:
+                    ops.append(Op(Action.ERROR, None, obj, rid, None, f"the email {rec.get('Email')} is on {obj} "
+                                  f"{creator[1]} too: not linked (email collision)", error_kind="collision",
+                                  code="EMAIL_COLLISION"))  # fmt: skip
+                else:
+                    ops.append(Op(Action.SKIP, None, obj, rid, None, f"the email's prospect is created from "
+                                  f"{creator[0]} {creator[1]} (prefer: {cfg.prefer})"))  # fmt: skip
+                continue
             if target is not None:
                 existing = by_prospect.get(target)
                 if existing is None and target in planned_links.values():
@@ -383,7 +393,7 @@ class SyncService:
                     values=values,
                 )
             )
-            planned_links["!" + key] = -1
+            planned_creates[key] = (obj, rid)
             planned_new += 1
 
         # marketing-side changes
@@ -959,18 +969,19 @@ class SyncService:
                 orow = conn.execute(sa.select(o).where(o.c.id == oid)).mappings().one()
                 events.append(NewActivity(ActivityType.NEW_OPPORTUNITY, AssetKind.OPPORTUNITY, prospect_id=linked,
                                           details=orow["name"], refs={"opportunityId": orow["salesforceId"]}))  # fmt: skip
-        # prospect accounts for linked contacts
-        for contact_link in conn.execute(
-            sa.select(sync_link).where(sync_link.c.crm_object == "Contact")
-        ).all():
-            rows = self.adapter.read("Contact", [contact_link.crm_id]) if mirrored.get("Account") else []
-            if rows and rows[0].get("AccountId"):
-                pa_id = conn.execute(
-                    sa.select(pa.c.id).where(pa.c.salesforceId == rows[0]["AccountId"])
-                ).scalar()
-                if pa_id is not None:
-                    conn.execute(t.prospect.update().where(t.prospect.c.id == contact_link.prospect_id).values(
-                        prospectAccountId=pa_id, salesforceAccountId=rows[0]["AccountId"]))  # fmt: skip
+        # prospect accounts for linked contacts (only when accounts changed: an idle cycle stays O(changes))
+        changed_accounts = {str(a["Id"]) for a in mirrored.get("Account", [])}
+        if changed_accounts:
+            for contact_link in conn.execute(
+                sa.select(sync_link).where(sync_link.c.crm_object == "Contact")
+            ).all():
+                rows = self.adapter.read("Contact", [contact_link.crm_id])
+                account = rows[0].get("AccountId") if rows else None
+                if account in changed_accounts:
+                    pa_id = conn.execute(sa.select(pa.c.id).where(pa.c.salesforceId == account)).scalar()
+                    if pa_id is not None:
+                        conn.execute(t.prospect.update().where(t.prospect.c.id == contact_link.prospect_id)
+                                     .values(prospectAccountId=pa_id, salesforceAccountId=account))  # fmt: skip
         if events:
             record_activities(conn, events, now)
 
