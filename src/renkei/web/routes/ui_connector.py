@@ -233,17 +233,15 @@ def plan(request: Request, me: Viewer) -> Response:
 
 @router.get("/explain")
 def explain(request: Request, me: Viewer, prospect_id: int) -> Response:
+    """Why each synced field of a prospect has its value (a fragment for htmx, else a page)."""
+    template = (
+        "_connector_explain.html" if request.headers.get("hx-request") else "connector_explain_page.html"
+    )
     try:
         result = sync_service(request).explain(prospect_id)
     except RenkeiError as exc:
-        return render(
-            request,
-            "_connector_explain.html",
-            {"x": None, "error": exc.message},
-            principal=me,
-            status_code=404,
-        )
-    return render(request, "_connector_explain.html", {"x": result, "error": ""}, principal=me)
+        return render(request, template, {"x": None, "error": exc.message}, principal=me, status_code=404)
+    return render(request, template, {"x": result, "error": ""}, principal=me)
 
 
 def _back(message: str) -> RedirectResponse:

@@ -132,6 +132,7 @@ def render(
             "csrf": csrf if csrf is not None else (principal.csrf_token if principal else ""),
             "sections": visible,
             "can_edit": (lambda s: principal is not None and principal.can(s, Level.EDIT)),
+            "can_view": (lambda s: principal is not None and principal.can(s)),
             "when": lambda v: _localtime(v, language, tz),
             "activity_label": _activity_label,
             "show": lambda v: _localtime(v, language, tz) if isinstance(v, dt.datetime) else v,
