@@ -125,3 +125,9 @@ def test_demo_admin_password_kept_in_file(sqlite_engine: Engine, tmp_path: Path)
     path.unlink()
     _, fresh = auth.ensure_demo_admin(path)
     assert fresh != password and auth.authenticate(email, fresh)["role"] == "admin"
+
+
+def test_migrated_roles_are_the_default_roles(auth: AuthService) -> None:
+    from renkei.web.permissions import DEFAULT_ROLES
+
+    assert auth.roles() == list(DEFAULT_ROLES)

@@ -20,19 +20,27 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
-    from renkei.web.permissions import DEFAULT_ROLES
+SECTIONS = ("dashboard", "prospects", "campaigns", "automation", "email", "content", "reports", "calendar",
+            "crm", "connector", "settings")  # fmt: skip
 
+#: The built-in roles as they stand at this revision (renkei.web.permissions.DEFAULT_ROLES).
+ROLES = (
+    ("admin", "Administrator", {s: "edit" for s in SECTIONS}),
+    ("marketing", "Marketing", {**{s: "edit" for s in SECTIONS}, "crm": "view", "connector": "view", "settings": "view"}),
+    ("sales", "Sales", {**{s: "view" for s in SECTIONS}, "crm": "edit", "automation": "none", "email": "none",
+                        "content": "none", "connector": "none", "settings": "none"}),
+    ("read-only", "Read only", {**{s: "view" for s in SECTIONS}, "settings": "none"}),
+)  # fmt: skip
+
+
+def upgrade() -> None:
     bind = op.get_bind()
     for table in WEB_TABLES:
         table.create(bind)
     now = dt.datetime.now(dt.UTC)
     op.bulk_insert(
         web_role,
-        [
-            {"name": r.name, "label": r.label, "permissions": dict(r.permissions), "updated_at": now}
-            for r in DEFAULT_ROLES
-        ],
+        [{"name": n, "label": label, "permissions": perms, "updated_at": now} for n, label, perms in ROLES],
     )
 
 
