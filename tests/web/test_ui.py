@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -215,3 +216,31 @@ def test_schedule_a_list_email_and_create_a_dynamic_list(sqlite_engine: Engine) 
         web.close()
     lists = {x["name"]: x for x in SegmentService(engine).lists()}
     assert (lists["hot"]["kind"], lists["hot"]["memberCount"], "broken" in lists) == ("dynamic", 1, False)
+
+
+def test_grading_profile_edited_in_settings(sqlite_engine: Engine) -> None:
+    from renkei.marketing.scoring_service import GradingService
+
+    clock = FixedClock(T0)
+    make_user(sqlite_engine, "boss@example.com", "admin")
+    profile = GradingService(sqlite_engine, clock=clock).profiles()[0]
+    criteria = [
+        {"field": "jobTitle", "operator": "contains", "value": "部長", "weight": 2, "label": "Manager"}
+    ]
+    with live_server(sqlite_engine, clock) as base:
+        web = Browser(base)
+        web.sign_in("boss@example.com")
+        web.get("/app/settings")
+        saved = web.post("/app/settings/grading", {"name": profile["name"], "criteria": json.dumps(criteria)})
+        assert saved.headers["location"] == "/app/settings#grading"
+        bad = web.post("/app/settings/grading", {"name": profile["name"], "criteria": "{not json"})
+        assert "error=" in bad.headers["location"]
+        web.close()
+    after = GradingService(sqlite_engine).profiles()[0]["criteria"]
+    assert [(c["field"], c["value"], c["weight"]) for c in after] == [("jobTitle", "部長", 2)]
+    entry = AuthService(sqlite_engine).audit_log(1)[0]
+    assert (entry["action"], entry["target"], entry["before"]) == (
+        "grading.profile",
+        profile["name"],
+        profile["criteria"],
+    )

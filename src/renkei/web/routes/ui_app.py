@@ -595,6 +595,30 @@ async def change_scoring(
     return _back_to_settings("scoring")
 
 
+@router.post("/settings/grading")
+def change_grading(
+    request: Request,
+    me: Annotated[Principal, Depends(need("settings", Level.EDIT))],
+    name: Annotated[str, Form()],
+    criteria: Annotated[str, Form()],
+) -> Response:
+    """Replace a grading profile's criteria (JSON list of {field, operator, value, weight, label});
+    the profile's prospects are regraded."""
+    from renkei.marketing.scoring_service import GradingService
+
+    service = GradingService(_engine(request), clock=request.app.state.clock)
+    before = next((p["criteria"] for p in service.profiles() if p["name"] == name), None)
+    try:
+        parsed = json.loads(criteria)
+        if not isinstance(parsed, list):
+            raise ValueError("a JSON list of criteria")
+        saved = service.save_profile(name, parsed)
+    except (ValueError, RenkeiError) as exc:
+        return _back_to_settings("grading", error=f"{name}: {exc}")
+    a.auth_service(request).audit("grading.profile", name, before, saved["criteria"], actor=me)
+    return _back_to_settings("grading")
+
+
 @router.post("/settings/fields")
 def add_custom_field(
     request: Request,
