@@ -225,6 +225,8 @@ class SyncService:
         def cap_ok() -> bool:
             return cfg.cap is None or live_synced + planned_new < cfg.cap
 
+        filters = {obj: f for obj in CRM_OBJECTS if (f := cfg.filter_for(obj))}
+        passing = {obj: self._passing(conn, obj, where, g.crm[obj]) for obj, where in filters.items()}
         ordered = [("Contact", r) for r in g.crm["Contact"].values()] + [
             ("Lead", r) for r in g.crm["Lead"].values()
         ]
@@ -273,7 +275,7 @@ class SyncService:
                     planned_links[str(contact)] = pid
                 continue
             flt = cfg.filter_for(obj)
-            if flt and not self._matches(conn, obj, flt, rec):
+            if flt and rid not in passing[obj]:
                 if pid is not None:
                     action = Action.RECYCLE if cfg.on_filter_mismatch == "recycle" else Action.UNLINK
                     ops.append(
@@ -397,12 +399,17 @@ class SyncService:
             planned_new += 1
 
         # marketing-side changes
+        agreed = self._states(
+            conn, [pid for pid in g.prospects if pid in by_prospect and pid not in touched_pairs]
+        )
         for pid, prospect in g.prospects.items():
             if pid in touched_pairs or prospect.get("isDeleted"):
                 continue
             pair = by_prospect.get(pid)
             if pair is not None:
                 crm_id, obj = pair
+                if self._ma_unchanged(obj, prospect, agreed.get(pid, {})):
+                    continue  # only our own writes (or unmapped fields) changed: nothing to send, no CRM read
                 rows = self.adapter.read(obj, [crm_id])
                 if not rows:
                     continue
@@ -457,20 +464,46 @@ class SyncService:
                           values=self._lead_values(conn, prospect)))  # fmt: skip
         return ops
 
-    def _matches(self, conn: Connection, obj: str, where: str, rec: Mapping[str, Any]) -> bool:
-        from renkei.core.soql import evaluate, parse_where
+    def _passing(self, conn: Connection, obj: str, where: str, record_ids: Iterable[str]) -> set[str]:
+        """Which of these records match the object's filter — compiled to SQL, so parent fields
+        (``Account.Name``) and date literals mean exactly what they mean in ``renkei crm query``."""
+        from renkei.crm.soql_sql import compile_where
         from renkei.store import dynamic
 
         schema = dynamic.load_crm_schema(conn)
-        return bool(
-            evaluate(
-                parse_where(where), rec, schema.object(obj), now=self.clock.now(), objects=schema.objects
-            )
-        )
+        table = schema.table(obj)
+        condition = compile_where(schema, obj, where, now=self.clock.now())
+        wanted = list(record_ids)
+        out: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            out |= {r.Id for r in conn.execute(sa.select(table.c.Id).where(table.c.Id.in_(chunk), condition))}
+        return out
 
     def _state(self, conn: Connection, pid: int) -> dict[str, tuple[Any, Any]]:
         rows = conn.execute(sa.select(sync_field_state).where(sync_field_state.c.prospect_id == pid))
         return {r.field: tuple(r.value) if isinstance(r.value, list) else (r.value, r.value) for r in rows}
+
+    def _states(self, conn: Connection, pids: Sequence[int]) -> dict[int, dict[str, tuple[Any, Any]]]:
+        """The agreed values of many prospects (one query per 500)."""
+        out: dict[int, dict[str, tuple[Any, Any]]] = {}
+        for start in range(0, len(pids), 500):
+            rows = conn.execute(
+                sa.select(sync_field_state).where(
+                    sync_field_state.c.prospect_id.in_(pids[start : start + 500])
+                )
+            )
+            for r in rows:
+                value = tuple(r.value) if isinstance(r.value, list) else (r.value, r.value)
+                out.setdefault(int(r.prospect_id), {})[r.field] = value
+        return out
+
+    def _ma_unchanged(
+        self, obj: str, prospect: Mapping[str, Any], state: Mapping[str, tuple[Any, Any]]
+    ) -> bool:
+        """Every mapped field (and the assigned user) still holds the value agreed at the last sync."""
+        fields = [m.ma for m, _ in self.config.mappings(obj) if m.ma in prospect] + [OWNER]
+        return all(f in state and same(_jsonable(prospect.get(f)), state[f][1]) for f in fields)
 
     def _crm_changed(self, obj: str, rec: Mapping[str, Any], state: Mapping[str, tuple[Any, Any]]) -> bool:
         for m, crm_field in self.config.mappings(obj):
@@ -588,13 +621,11 @@ class SyncService:
                     conn, source, cursor.modstamp if cursor else None, cursor.id if cursor else None
                 )
             self._sync_mirrors(conn, gathered.mirrored)
-            # the marketing watermark goes past our own writes too (they are not changes to sync back)
-            p = t.prospect
-            latest = conn.execute(
-                sa.select(p.c.updatedAt, p.c.id).order_by(p.c.updatedAt.desc(), p.c.id.desc()).limit(1)
-            ).first()
-            if latest is not None:
-                self._save_mark(conn, "ma:prospect", latest.updatedAt, str(latest.id))
+            # The marketing watermark stays at the last prospect this cycle read: moving it past our own
+            # writes would also pass an edit a user committed while the cycle ran (a lost edit). Our own
+            # writes come back once and are dropped as echoes against the agreed values (_ma_unchanged).
+            if gathered.ma_mark is not None:
+                self._save_mark(conn, "ma:prospect", gathered.ma_mark[0], str(gathered.ma_mark[1]))
             conn.execute(sync_queue.delete().where(sync_queue.c.enqueued_at <= started))
             counts = _counts(ops)
             conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(
