@@ -176,7 +176,9 @@ def measure(url: str, scale: float, *, reuse: bool) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM list"))
         # --reuse: forget the later stamps an earlier run wrote, so this run's writes are the newest.
-        conn.execute(sa.text(f'UPDATE prospect SET "updatedAt" = {_ts(d, "1")} WHERE "updatedAt" > {_ts(d, "0")}'))
+        conn.execute(
+            sa.text(f'UPDATE prospect SET "updatedAt" = {_ts(d, "1")} WHERE "updatedAt" > {_ts(d, "0")}')
+        )
     create_s, created = timed(lambda: service.create("bench", rule=RULE))
     print(f"  list create (full refresh, {created['memberCount']:,} members written): {create_s:.3f} s")
     with engine.begin() as conn:

@@ -214,3 +214,19 @@ def test_activity_and_opportunity_windows_move_with_time(engine: Engine) -> None
     clock.advance(days=3)  # today 21 June 2026 in Tokyo: 12 months back is 21 June 2025
     [result] = service.refresh(lst["id"])
     assert (result.evaluated, service.member_ids(lst["id"])) == (1, set())
+
+
+def test_refresh_job_is_discovered_and_refreshes_every_dynamic_list(engine: Engine) -> None:
+    from renkei.jobs import discover
+    from renkei.segments.jobs import refresh_lists
+
+    assert "lists.refresh" in {job.name for job in discover()}
+    clock = FixedClock(NOW)
+    _prospect(engine, 1, score=60, isDeleted=False)
+    service = SegmentService(engine, clock=clock)
+    lst = service.create("hot", rule="all(score >= 50)")
+    with engine.begin() as conn:
+        conn.execute(t.prospect.update().values(score=10, updatedAt=NOW + dt.timedelta(minutes=1)))
+    clock.advance(minutes=2)
+    assert refresh_lists(engine, clock) == {"lists": 1, "added": 0, "removed": 1}
+    assert service.member_ids(lst["id"]) == set()
