@@ -50,3 +50,29 @@ def test_visitor_activity_and_page_views_through_soql(engine: Engine) -> None:
     assert [
         (r["Url"], r["Title"], r["DurationInSeconds"], r["Lead"]["Company"]) for r in views["records"]
     ] == [("https://example.jp/price", "料金", 42, "山田商店")]
+
+
+def test_crm_side_saved_report_over_engagement(engine: Engine) -> None:
+    import pytest
+
+    from renkei.errors import QueryError
+    from renkei.segments.reports import ReportService
+
+    crm = CrmService(engine, clock=FixedClock(NOW))
+    lead = crm.create("Lead", {"LastName": "鈴木", "Company": "鈴木工業"})
+    with engine.begin() as conn:
+        conn.execute(t.prospect.insert().values(id=1, email="s@example.jp", salesforceLeadId=lead, isDeleted=False,
+                                                createdAt=NOW, updatedAt=NOW))  # fmt: skip
+        conn.execute(t.visitor_activity.insert().values(id=1, type=2, typeName="File", details="カタログ.pdf",
+                                                        prospectId=1, createdAt=NOW, updatedAt=NOW))  # fmt: skip
+    reports = ReportService(engine, clock=FixedClock(NOW))
+    saved = reports.save("downloads", soql="SELECT Lead.Company, Details FROM VisitorActivity WHERE Type = 2")
+    assert saved == {"name": "downloads", "description": None, "soql": saved["soql"]}
+    report = reports.run("downloads").to_dict()
+    assert (report["columns"], report["rows"], report["summary"]) == (
+        ["Lead.Company", "Details"],
+        [{"Lead.Company": "鈴木工業", "Details": "カタログ.pdf"}],
+        {"totalSize": 1},
+    )
+    with pytest.raises(QueryError):
+        reports.save("bad", soql="SELECT Nope FROM VisitorActivity")

@@ -67,11 +67,17 @@ def save(
         list[str] | None, typer.Option("--measure", help="count, sum:FIELD or avg:FIELD (repeatable).")
     ] = None,
     description: Annotated[str | None, typer.Option(help="Title shown in lists.")] = None,
+    soql: Annotated[str | None, typer.Option("--soql", help="A CRM-side report: a SOQL query.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Save (or replace) a report over prospects."""
+    """Save (or replace) a report over prospects, or a CRM-side report (--soql)."""
     saved = service().save(
-        name, rule=rule, group_by=group_by or [], measures=measure or ["count"], description=description
+        name,
+        rule=rule,
+        group_by=group_by or [],
+        measures=measure or ["count"],
+        description=description,
+        soql=soql,
     )
     emit(saved, as_json, lambda d: print(f"report {d['name']} saved"))
 

@@ -36,6 +36,8 @@ from renkei.core.activities import ActivityType
 from renkei.core.rules.evaluate import Moment
 from renkei.core.rules.model import GRADE_ORDER, Kind, validate
 from renkei.core.rules.text import format_rule, parse_rule
+from renkei.core.soql import check_query, parse_query
+from renkei.crm.soql_sql import run_query
 from renkei.errors import InputError, NotFoundError
 from renkei.segments.compile import context_for, members_query
 from renkei.store import tables as t
@@ -135,13 +137,21 @@ class ReportService:
         group_by: Sequence[str] = (),
         measures: Sequence[str] = ("count",),
         description: str | None = None,
+        soql: str | None = None,
     ) -> dict[str, Any]:
-        """Save (or replace) a report over prospects: rule filter, grouping, measures."""
+        """Save (or replace) a report: over prospects (rule filter, grouping, measures), or on the
+        CRM side as a SOQL query (any object, ``VisitorActivity`` and ``VisitorPageView`` too)."""
         if name in self._builtins:
             raise InputError(f"'{name}' is a built-in report name", code="DUPLICATE_VALUE")
         now = self.clock.now()
         with self.engine.begin() as conn:
-            definition = self._check(conn, rule, list(group_by), list(measures))
+            if soql is not None:
+                if rule or group_by:
+                    raise InputError("a SOQL report takes no --rule or --group-by", code="INVALID_ARGUMENT")
+                check_query(parse_query(soql), load_crm_schema(conn).objects, now=now, tz=self.tz)
+                definition: dict[str, Any] = {"soql": soql}
+            else:
+                definition = self._check(conn, rule, list(group_by), list(measures))
             existing = conn.execute(
                 sa.select(report_definition.c.id).where(report_definition.c.name == name)
             ).scalar()
@@ -201,7 +211,18 @@ class ReportService:
             if row is None:
                 names = ", ".join(self._builtins)
                 raise NotFoundError(f"report '{name}' not found (built-in: {names}; or a saved report)")
-            return self._saved(conn, name, row["description"] or name, row["definition"], moment)
+            title, definition = row["description"] or name, row["definition"]
+            if "soql" in definition:
+                return self._soql(conn, name, title, definition["soql"], moment)
+            return self._saved(conn, name, title, definition, moment)
+
+    def _soql(self, conn: Connection, name: str, title: str, soql: str, moment: Moment) -> Report:
+        result = run_query(
+            conn, load_crm_schema(conn), soql, include_deleted=False, now=moment.now, tz=self.tz
+        )
+        rows = [_flatten(r) for r in result["records"]]
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        return Report(name, title, tuple(columns), tuple(rows), {"totalSize": result["totalSize"]})
 
     def _saved(
         self, conn: Connection, name: str, title: str, definition: dict[str, Any], moment: Moment
@@ -505,6 +526,21 @@ class ReportService:
             "influencedRoi",
         )
         return Report("campaign-roi", self._builtins["campaign-roi"][0], columns, tuple(rows))
+
+
+def _flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A SOQL record as one row: ``attributes`` dropped, parent records as ``Lead.Company``."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "attributes":
+            continue
+        if isinstance(value, Mapping) and "records" not in value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, Mapping):
+            out[f"{prefix}{key}"] = value.get("totalSize")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _days(start: Any, end: Any) -> float | None:
