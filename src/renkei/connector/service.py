@@ -9,9 +9,8 @@ what the next ``run()`` will do.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +22,8 @@ from renkei.connector.adapters.builtin import BuiltinCrmAdapter
 from renkei.connector.config import CRM_OBJECTS, ConnectorConfig, FieldMapping
 from renkei.core.identity import email_key
 from renkei.core.sync.judge import Decision, Evidence, Observed, Rule, Side, decide, is_blank, same
+from renkei.core.sync.messages import Action, FieldWrite, Op
+from renkei.core.sync.messages import jsonable as _jsonable
 from renkei.core.sync.ports import CrmAdapter, Cursor
 from renkei.crm.service import CrmService
 from renkei.errors import InputError, NotFoundError
@@ -40,72 +41,6 @@ from renkei.store.tables_sync import (
 OWNER = "assignedToId"
 _AUDIT_INSERT = sync_audit.insert()
 _MIRRORED = ("Account", "Opportunity", "OpportunityContactRole")
-
-
-class Action(enum.StrEnum):
-    CREATE = "create"
-    UPDATE = "update"
-    LINK = "link"
-    MOVE_LINK = "move_link"
-    MERGE = "merge"
-    RECYCLE = "recycle"
-    RESTORE = "restore"
-    UNLINK = "unlink"
-    SKIP = "skip"
-    ERROR = "error"
-
-
-@dataclass(frozen=True, slots=True)
-class FieldWrite:
-    to: Side
-    ma_field: str
-    crm_field: str
-    old: Any
-    new: Any
-    rule: str
-    evidence: str
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"to": self.to.value, "field": self.ma_field, "crmField": self.crm_field, "from": _jsonable(self.old),
-                "value": _jsonable(self.new), "rule": self.rule, "evidence": self.evidence, "reason": self.reason}  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Op:
-    """One planned step: what happens to one record, and why."""
-
-    action: Action
-    side: Side | None
-    object: str
-    record_id: str | None
-    prospect_id: int | None
-    reason: str
-    writes: tuple[FieldWrite, ...] = ()
-    values: Mapping[str, Any] = field(default_factory=dict)
-    target_id: str | None = None  # move_link: the new CRM id; merge: the surviving prospect id (as str)
-    error_kind: str | None = None
-    code: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"action": self.action.value, "side": self.side.value if self.side else None,
-                               "object": self.object, "recordId": self.record_id, "prospectId": self.prospect_id,
-                               "reason": self.reason}  # fmt: skip
-        if self.writes:
-            out["fields"] = [w.to_dict() for w in self.writes]
-        if self.target_id:
-            out["target"] = self.target_id
-        if self.error_kind:
-            out["error"] = {"kind": self.error_kind, "code": self.code}
-        return out
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
 
 
 @dataclass
