@@ -36,6 +36,10 @@ class ObjectSettings(BaseModel):
     filter: str | None = Field(None, description="SOQL WHERE: which records sync")
 
 
+#: Rules under which a CRM value never reaches marketing.
+_NEVER_PULLED = (Rule.MA_TO_CRM, Rule.MA_WINS, Rule.NONE)
+
+
 class ConnectorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,6 +78,18 @@ class ConnectorConfig(BaseModel):
             if name:
                 out.append((m, name))
         return out
+
+    def fields_to_pull(self, object_name: str) -> list[tuple[FieldMapping, str]]:
+        """The pairs whose CRM value may reach marketing (a new prospect takes these from the record)."""
+        return [(m, f) for m, f in self.mappings(object_name) if m.rule not in _NEVER_PULLED]
+
+    def fields_to_create_in_crm(self, object_name: str) -> list[tuple[FieldMapping, str]]:
+        """The pairs a new CRM record takes from its prospect (the CRM holds nothing yet, so
+        ``crm_wins`` fields go too; ``crm_to_ma`` and ``none`` never write the CRM)."""
+        return [(m, f) for m, f in self.mappings(object_name) if m.rule not in (Rule.CRM_TO_MA, Rule.NONE)]
+
+    def rule_for(self, ma_field: str) -> Rule | None:
+        return next((m.rule for m in self.fields if m.ma == ma_field), None)
 
     def filter_for(self, object_name: str) -> str | None:
         settings = self.objects.get(object_name)

@@ -493,9 +493,7 @@ class SyncService:
 
     def _prospect_values(self, conn: Connection, obj: str, rec: Mapping[str, Any]) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for m, crm_field in self.config.mappings(obj):
-            if m.rule in (Rule.MA_TO_CRM, Rule.MA_WINS, Rule.NONE):
-                continue
+        for m, crm_field in self.config.fields_to_pull(obj):
             if crm_field in rec and not is_blank(rec.get(crm_field)):
                 values[m.ma] = _to_ma(rec[crm_field], None)
         owner = self._owner_values(conn, rec.get("OwnerId"))
@@ -506,8 +504,8 @@ class SyncService:
     def _lead_values(self, conn: Connection, prospect: Mapping[str, Any]) -> dict[str, Any]:
         values: dict[str, Any] = {}
         describe = self._field_names("Lead")
-        for m, crm_field in self.config.mappings("Lead"):
-            if m.rule in (Rule.CRM_TO_MA, Rule.NONE) or crm_field not in describe:
+        for m, crm_field in self.config.fields_to_create_in_crm("Lead"):
+            if crm_field not in describe:
                 continue
             value = prospect.get(m.ma)
             if not is_blank(value):
