@@ -213,6 +213,17 @@ class CrmService:
             return previous + dt.timedelta(microseconds=1)
         return now
 
+    def _touch(self, conn: Connection, table: sa.Table, where: sa.ColumnElement[bool],
+               values: Mapping[str, Any]) -> list[str]:  # fmt: skip
+        """Update the rows ``where`` selects with one SystemModstamp later than each row's own
+        (strictly increasing per record, as the change feed needs); their ids."""
+        rows = conn.execute(sa.select(table.c.Id, table.c.SystemModstamp).where(where)).all()
+        if rows:
+            stamp = self._modstamp(max(r.SystemModstamp for r in rows))
+            conn.execute(table.update().where(table.c.Id.in_([r.Id for r in rows]))
+                         .values({**values, "SystemModstamp": stamp}))  # fmt: skip
+        return [r.Id for r in rows]
+
     def _check_references(
         self, conn: Connection, schema: CrmSchema, obj: ObjectDef, values: Mapping[str, Any]
     ) -> list[FieldError]:
@@ -688,11 +699,10 @@ class CrmService:
                     raise InputError("cannot merge a converted lead", code="CANNOT_UPDATE_CONVERTED_LEAD")
             for child, field in _CHILD_REFS.get(obj.name, ()):
                 ct = schema.table(child)
-                children = [r.Id for r in conn.execute(sa.select(ct.c.Id).where(ct.c[field].in_(dups)))]
-                if children:
-                    conn.execute(ct.update().where(ct.c.Id.in_(children)).values(
-                        {field: master, "SystemModstamp": self._modstamp(None), "LastModifiedById": user}))  # fmt: skip
-                    updated += children
+                moved = {field: master, "LastModifiedById": user}
+                if child == "CampaignMember":  # the copied person id follows the person
+                    moved["LeadOrContactId"] = master
+                updated += self._touch(conn, ct, ct.c[field].in_(dups), moved)
             table = schema.table(obj.name)
             conn.execute(table.update().where(table.c.Id.in_(dups)).values(MasterRecordId=master))
             self._delete_tree(conn, schema, obj.name, dups, user)
@@ -768,11 +778,16 @@ class CrmService:
                     now,
                 )
             # campaign memberships and tasks follow the person to the contact
-            for child, field in (("CampaignMember", "LeadId"), ("Task", "WhoId")):
-                ct = schema.table(child)
-                values = {"ContactId": con_id} if child == "CampaignMember" else {"WhoId": con_id}
-                conn.execute(ct.update().where(ct.c[field] == rid).values(
-                    {**values, "SystemModstamp": self._modstamp(None)}))  # fmt: skip
+            # (a member keeps its LeadId and gains the ContactId, as in Salesforce)
+            members, tasks = schema.table("CampaignMember"), schema.table("Task")
+            contacts = schema.table("Contact")
+            moved = {"LastModifiedDate": now, "LastModifiedById": user}
+            self._touch(conn, members, members.c.LeadId == rid, {
+                "ContactId": con_id, "LeadOrContactId": con_id, **moved,
+                "LeadOrContactOwnerId": sa.select(contacts.c.OwnerId).where(contacts.c.Id == con_id).scalar_subquery(),
+            })  # fmt: skip
+            self._touch(conn, tasks, tasks.c.WhoId == rid,
+                        {"WhoId": con_id, "AccountId": sa.func.coalesce(tasks.c.AccountId, acc_id), **moved})  # fmt: skip
             lt = schema.table("Lead")
             conn.execute(lt.update().where(lt.c.Id == rid).values(
                 IsConverted=True, Status=status, ConvertedAccountId=acc_id, ConvertedContactId=con_id,
