@@ -278,3 +278,18 @@ def test_complaint_opts_out() -> None:
         """).encode()
     assert bounces.parse(raw) == [bounces.Complaint("x@example.jp", 7)]
     assert bounces.parse(b"Subject: hello\n\nnot a report") == []
+
+
+def test_dynamic_content_by_rule(engine: Engine, clock: FixedClock, smtp_sink: tuple[Sink, int]) -> None:
+    """``matches("rule")`` evaluates the segmentation rule language for each recipient."""
+    sink, port = smtp_sink
+    svc = _service(engine, clock, port)
+    hot = add_prospect(engine, "hot@example.jp", score=150)
+    cold = add_prospect(engine, "cold@example.jp", score=10)
+    lst = add_list(engine, "all", [hot, cold])
+    html = "<html><body>{% if matches('all(score >= 100)') %}<p>営業からご連絡します</p>{% else %}<p>資料はこちら</p>{% endif %}</body></html>"
+    tpl = svc.create_template("dynamic", "ご案内", html, "x")
+    svc.send_list_email([lst], tpl["id"])
+    svc.work()
+    bodies = {m["To"]: _bodies(m)[0] for m in sink.messages}
+    assert "営業からご連絡します" in bodies["hot@example.jp"] and "資料はこちら" in bodies["cold@example.jp"]

@@ -3,7 +3,8 @@
 Variables: ``prospect`` (v5 field names), ``account`` (prospect account), ``user`` (assigned user),
 ``lists`` (ids of the prospect's lists), ``unsubscribe_url``, ``preferences_url``. Fallbacks use
 Jinja's ``default`` filter: ``{{ prospect.firstName | default("お客様", true) }}``. Dynamic content
-by rule is written with conditions: ``{% if prospect.score >= 100 %}…{% else %}…{% endif %}``.
+by rule: ``{% if matches('all(score >= 100)') %}…{% else %}…{% endif %}`` with the segmentation
+rule language (evaluated per recipient by the email service), or plain conditions on fields.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -409,9 +410,11 @@ class EmailService:
         signer = URLSafeSerializer(key, salt="renkei-email")
         base = public_url()
         compiled = CompiledTemplate(template["subject"], template["htmlBody"], template["textBody"])
+        verdicts = self._rule_verdicts(template, [r["prospectId"] for r in rows])
         updates = []
         for msg_id, row in zip(ids, rows, strict=True):
             ctx = dict(contexts[row["prospectId"]])
+            ctx["matches"] = _matcher(verdicts, row["prospectId"])
             token = signer.dumps(msg_id)
             ctx["unsubscribe_url"] = f"{base}/e/u/{token}"
             ctx["preferences_url"] = f"{base}/e/p/{token}"
@@ -432,6 +435,20 @@ class EmailService:
             updates,
         )  # fmt: skip
         return ids
+
+    def _rule_verdicts(
+        self, template: Mapping[str, Any], prospect_ids: Sequence[int]
+    ) -> dict[str, dict[int, bool]]:
+        """Dynamic content by rule: each ``matches("rule text")`` in the template, evaluated with the
+        segmentation rule language for these recipients (once per rule per batch)."""
+        from renkei.segments.lists import SegmentService
+
+        source = f"{template['subject']}\n{template['htmlBody']}\n{template['textBody']}"
+        rules = {m.group(2) for m in _MATCHES.finditer(source)}
+        if not rules:
+            return {}
+        segments = SegmentService(self.engine, clock=self.clock)
+        return {text: segments.evaluate_prospects(text, list(prospect_ids)) for text in rules}
 
     def _mime(
         self, msg_id: int, to: str, subject: str, html: str, text: str, template: Mapping[str, Any],
@@ -770,6 +787,20 @@ class EmailService:
             conn, now, msg["prospectId"], activity.SPAM_COMPLAINT, msg["subject"], email_id=msg["id"]
         )
         return {"prospectId": msg["prospectId"], "messageId": msg["id"], "optedOut": True}
+
+
+_MATCHES = re.compile(r"""matches\(\s*(['"])(.*?)\1\s*\)""", re.DOTALL)
+
+
+def _matcher(verdicts: Mapping[str, Mapping[int, bool]], prospect_id: int) -> Callable[[str], bool]:
+    def matches(rule_text: str) -> bool:
+        if rule_text not in verdicts:
+            raise InputError(
+                f"matches() needs the rule as a literal string: {rule_text!r}", code="INVALID_TEMPLATE"
+            )
+        return bool(verdicts[rule_text].get(prospect_id, False))
+
+    return matches
 
 
 def _link_tracker(base: str, token: str) -> Callable[[int], str]:
