@@ -51,6 +51,18 @@ def test_bad_input_exits_1_with_the_salesforce_code(cli_env: str) -> None:
     assert out == {"id": None, "success": False, "errors": [
         {"statusCode": "REQUIRED_FIELD_MISSING", "message": "Required fields are missing: [LastName, Company]",
          "fields": ["LastName", "Company"]}]}  # fmt: skip
+    code, out, _ = run("crm", "create", "Lead", "--set", "LastName=x", "--set", "Company=y")
+    assert code == 0 and out is not None
+    lead = out["id"]
+    assert run("crm", "delete", "Lead", lead[:15]) == (0, {"id": lead, "success": True, "errors": []}, "")
+    code, out, err = run("crm", "update", "Lead", lead, "--set", "Title=x")
+    assert (code, out) == (1, {"id": lead, "success": False, "errors": [
+        {"statusCode": "ENTITY_IS_DELETED", "message": "entity is deleted", "fields": []}]})  # fmt: skip
+    assert err == "error: ENTITY_IS_DELETED: entity is deleted\n"
+    code, out, err = run("crm", "delete", "Lead", "00Q000000000009AAA")
+    assert (
+        code == 1 and out is not None and out["errors"][0]["statusCode"] == "NOT_FOUND" and "NOT_FOUND" in err
+    )
     code, _, err = run("crm", "query", "SELECT Nope FROM Lead")
     assert code == 1 and "INVALID_FIELD" in err
     code, _, err = run("crm", "get", "Lead", "not-an-id")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -18,8 +19,8 @@ from renkei.cli._common import (
     parse_sets,
     print_table,
 )
-from renkei.crm.service import CrmService, Watermark, to_api
-from renkei.errors import InputError, ValidationError
+from renkei.crm.service import CrmService, SaveResult, Watermark, to_api
+from renkei.errors import InputError, NotFoundError, ValidationError
 
 crm_app = typer.Typer(
     help="The built-in CRM: records, queries, describe, custom fields.", no_args_is_help=True
@@ -45,13 +46,21 @@ def _show_record(d: dict[str, Any]) -> None:
 def create(object_name: Annotated[str, typer.Argument(metavar="OBJECT")], sets: SetOpt = None,
            as_json: JsonOpt = False) -> None:  # fmt: skip
     """Create a record: renkei crm create Lead --set LastName=山田 --set Company=連携商事."""
-    try:
-        rid = _service().create(object_name, parse_sets(sets))
-    except ValidationError as exc:
-        if as_json:  # the Salesforce-shaped failure on stdout too, for scripts
-            emit({"id": None, "success": False, "errors": [e.to_collection_dict() for e in exc.errors]}, True)
-        raise
-    emit({"id": rid, "success": True, "errors": []}, as_json, lambda d: print(d["id"]))
+    [result] = _service().create_many(object_name, [parse_sets(sets)], all_or_none=True)
+    _save_result(result, as_json, lambda d: print(d["id"]))
+
+
+def _save_result(result: SaveResult, as_json: bool, human: Callable[[dict[str, Any]], None]) -> None:
+    """A write's ``{"id","success","errors"}``; a failure is also printed on stdout with --json
+    (Salesforce's shape, for scripts) and raised so that the error line and exit code follow."""
+    if result.success:
+        emit(result.to_dict(), as_json, human)
+        return
+    if as_json:
+        emit(result.to_dict(), True)
+    if result.errors[0].code == "NOT_FOUND":
+        raise NotFoundError(result.errors[0].message)
+    raise ValidationError(result.errors)
 
 
 @crm_app.command("get")
@@ -78,10 +87,8 @@ def update(object_name: Annotated[str, typer.Argument(metavar="OBJECT")],
     values = parse_sets(sets)
     if not values:
         raise InputError("nothing to update: give --set Field=Value", code="INVALID_ARGUMENT")
-    svc = _service()
-    svc.update(object_name, record_id, values)
-    rec = svc.get(object_name, record_id)
-    emit({"id": rec["Id"], "success": True, "errors": []}, as_json, lambda d: print(f"{d['id']} updated"))
+    [result] = _service().update_many(object_name, [{**values, "Id": record_id}], all_or_none=True)
+    _save_result(result, as_json, lambda d: print(f"{d['id']} updated"))
 
 
 @crm_app.command("delete")
@@ -89,10 +96,8 @@ def update(object_name: Annotated[str, typer.Argument(metavar="OBJECT")],
 def delete(object_name: Annotated[str, typer.Argument(metavar="OBJECT")],
            record_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOpt = False) -> None:  # fmt: skip
     """Move a record (and the children Salesforce deletes with it) to the recycle bin."""
-    svc = _service()
-    svc.delete(object_name, record_id)
-    emit({"id": svc.get(object_name, record_id, ["Id"], include_deleted=True)["Id"], "success": True, "errors": []},
-         as_json, lambda d: print(f"{d['id']} deleted (recycle bin)"))  # fmt: skip
+    [result] = _service().delete_many(object_name, [record_id], all_or_none=True)
+    _save_result(result, as_json, lambda d: print(f"{d['id']} deleted (recycle bin)"))
 
 
 @crm_app.command("undelete")
