@@ -4,6 +4,7 @@ request log, with and without injected faults."""
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 
 import httpx
 import pytest
@@ -105,3 +106,32 @@ def test_connection_check_reports_access_and_budget(
     monkeypatch.setenv("RENKEI_TEST_TOKEN", "wrong")
     bad = SalesforceClient(client.config)
     assert [(c.name, c.ok) for c in check_connection(bad, {})] == [("credentials", False)]
+
+
+def test_connector_test_command_against_renkei_serve(
+    sqlite_server: Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from renkei.cli import app
+
+    monkeypatch.setenv("RENKEI_TEST_TOKEN", sqlite_server.token)
+    monkeypatch.setenv("RENKEI_CONNECTOR_CONFIG", str(tmp_path / "connector.yaml"))  # absent: the defaults
+    cfg = tmp_path / "salesforce.yaml"
+    cfg.write_text(
+        f"instance_url: {sqlite_server.base}\nflow: token\ntoken: {{env: RENKEI_TEST_TOKEN}}\nca_file: {sqlite_server.ca}\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["connector", "test", "--salesforce", str(cfg), "--json"])
+    data = json.loads(result.output)
+    # The default mappings include AE's package fields (pi__…), which the bare org lacks.
+    assert [(ch["name"], ch["ok"]) for ch in data["checks"]][:2] == [
+        ("credentials", True),
+        ("api_version", True),
+    ]
+    assert result.exit_code == (0 if data["ok"] else 1)
+    assert sqlite_server.token not in result.output
+    missing = CliRunner().invoke(app, ["connector", "test", "--salesforce", str(tmp_path / "none.yaml")])
+    assert missing.exit_code == 1

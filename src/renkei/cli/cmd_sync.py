@@ -182,6 +182,24 @@ def show(as_json: JsonOpt = False) -> None:
     emit(cfg.model_dump(mode="json"), as_json, lambda d: print(c.dump(cfg)))
 
 
+@connector_app.command("test")
+@handle_errors
+def connection_test(
+    salesforce: Annotated[Path, typer.Option("--salesforce", help="The org's settings (instance_url, flow, secrets).")] = Path(
+        "salesforce.yaml"
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the Salesforce org: credentials, API version, mapped objects and fields, API budget. Failures exit 1."""
+    from renkei.connector.adapters.salesforce import run_connection_test
+
+    cfg = c.load()
+    out = run_connection_test(salesforce, {o: [f for _, f in cfg.mappings(o)] for o in c.CRM_OBJECTS})
+    emit(out, as_json, lambda d: print_table(d["checks"], ["name", "ok", "message"]))
+    if not out["ok"]:
+        raise typer.Exit(1)
+
+
 @config_app.command("check")
 @handle_errors
 def check(as_json: JsonOpt = False) -> None:

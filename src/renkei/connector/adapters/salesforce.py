@@ -618,3 +618,28 @@ def _json_values(record: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[k] = v
     return out
+
+
+def load_salesforce_config(path: Path) -> SalesforceConfig:
+    """``salesforce.yaml``: a ``SalesforceConfig`` (secrets as ``{env: …}`` or ``{file: …}``)."""
+    import yaml
+    from pydantic import ValidationError
+
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file (it holds the org's instance_url and credentials)")
+    try:
+        return SalesforceConfig.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    except (ValidationError, yaml.YAMLError) as exc:
+        raise ConfigError(
+            f"{path}: {exc}".splitlines()[0] + f" ({str(exc).splitlines()[-1].strip()})"
+        ) from None
+
+
+def run_connection_test(path: Path, mapped: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """``renkei connector test``: every check, and ``ok`` when all passed."""
+    client = SalesforceClient(load_salesforce_config(path))
+    try:
+        checks = check_connection(client, mapped)
+    finally:
+        client.close()
+    return {"ok": all(ch.ok for ch in checks), "checks": [ch.to_dict() for ch in checks]}
