@@ -166,3 +166,22 @@ def test_concurrent_writers_get_distinct_ids(pg_url: str) -> None:
     every = [rid for part in made for rid in part]
     assert len(every) == len(set(every)) == 4 * 35
     assert all(ids.normalize(rid[:15]) == rid and rid.startswith("001") for rid in every)
+
+
+def test_a_writer_waits_for_the_write_before_it(engine: Engine) -> None:
+    """SystemModstamps follow commit order: a write starts only when the one before it ended."""
+    crm = CrmService(engine)
+    crm.create("Lead", {"LastName": "A", "Company": "C"})  # the system user exists before
+    finished = threading.Event()
+    made: list[str] = []
+
+    def other() -> None:
+        made.append(CrmService(engine).create("Lead", {"LastName": "B", "Company": "C"}))
+        finished.set()
+
+    with crm._write():
+        th = threading.Thread(target=other)
+        th.start()
+        assert not finished.wait(0.5)  # held by the open write
+    th.join()
+    assert finished.is_set() and len(made) == 1

@@ -9,7 +9,8 @@ record), which the change feed (``changes_since``, ``updated``, ``deleted``) rea
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,8 @@ SYSTEM_USERNAME = "system@renkei.local"
 UPDATED_WINDOW = dt.timedelta(days=30)
 DELETED_WINDOW = dt.timedelta(days=15)
 CONVERTED_STATUS = s.CONVERTED_LEAD_STATUSES[0]
+#: Key of PostgreSQL's advisory lock that orders CRM writes (see ``CrmService._write``).
+_WRITE_LOCK = 0x72656E6B  # "renk"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,22 @@ class CrmService:
         }  # fmt: skip
 
     # -- helpers -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction that holds the CRM's write lock from its start.
+
+        SystemModstamp is read from the clock inside the lock, so stamps follow commit order and a
+        change-feed reader that has passed a stamp never sees an older one commit later (which two
+        overlapping writers would otherwise cause). PostgreSQL: a transaction-level advisory lock;
+        SQLite: the database's write lock, taken at once by a write that changes no row."""
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_WRITE_LOCK)))
+            else:
+                c = t.crm_id_counter
+                conn.execute(c.update().where(c.c.key_prefix == "").values(next_value=c.c.next_value))
+            yield conn
 
     def _acting_user(self, conn: Connection, schema: CrmSchema) -> str:
         if self._user_id is not None:
@@ -368,7 +387,7 @@ class CrmService:
             raise InputError(
                 f"entity type cannot be inserted: {obj.name}", code="CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY"
             )
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             user = self._acting_user(conn, schema)
             prepared = [self._prepare_create(conn, schema, obj, row, user) for row in rows]
             if all_or_none and any(errs for _, errs in prepared):
@@ -398,7 +417,7 @@ class CrmService:
         """Fast path for loaders: one id block and executemany; all rows or none."""
         schema = self.schema()
         obj = schema.object(object_name)
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             user = self._acting_user(conn, schema)
             records: list[dict[str, Any]] = []
             failures: list[FieldError] = []
@@ -445,7 +464,7 @@ class CrmService:
     ) -> list[SaveResult]:
         schema = self.schema()
         obj = schema.object(object_name)
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             user = self._acting_user(conn, schema)
             planned: list[tuple[str | None, dict[str, Any] | None, list[FieldError]]] = []
             for row in rows:
@@ -569,7 +588,7 @@ class CrmService:
         obj = schema.object(object_name)
         if not obj.deletable:
             raise InputError(f"entity type cannot be deleted: {obj.name}", code="ENTITY_IS_NOT_DELETABLE")
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             user = self._acting_user(conn, schema)
             checks: list[tuple[str, list[FieldError]]] = []
             for raw in record_ids:
@@ -647,7 +666,7 @@ class CrmService:
         schema = self.schema()
         obj = schema.object(object_name)
         rid = self._norm_id(obj, record_id)
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             user = self._acting_user(conn, schema)
             row = self._row(conn, schema, obj, rid, for_update=True)
             if row is None:
@@ -663,7 +682,7 @@ class CrmService:
         cutoff = self.clock.now() - dt.timedelta(days=older_than_days)
         schema = self.schema()
         total = 0
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             for name in schema.objects:
                 table = schema.table(name)
                 gone = [r.Id for r in conn.execute(sa.select(table.c.Id).where(
@@ -690,7 +709,7 @@ class CrmService:
         if master in dups or len(set(dups)) != len(dups):
             raise InputError("a record cannot be merged with itself", code="INVALID_ARGUMENT")
         updated: list[str] = []
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             user = self._acting_user(conn, schema)
             master_row = self._live_row(conn, schema, obj, master)
             for d in dups:
@@ -732,7 +751,7 @@ class CrmService:
             raise InputError(
                 "an existing contact requires its account (accountId)", code="REQUIRED_FIELD_MISSING"
             )
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             user = self._acting_user(conn, schema)
             lead = self._live_row(conn, schema, lead_obj, rid)
             if lead["IsConverted"]:
