@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
@@ -72,7 +72,7 @@ class CrashingAdapter:
 
 
 #: Steps inside a cycle where the process may die (besides every adapter call).
-SERVICE_STEPS = ("_create_prospect", "_write_prospect", "_link", "_move_link", "_merge_prospects",
+SERVICE_STEPS = ("_create_prospects", "_write_prospect", "_link", "_move_link", "_merge_prospects",
                  "_recycle_or_unlink", "_save_mark", "_audit", "_agree")  # fmt: skip
 
 
@@ -284,6 +284,12 @@ def fresh(template: Path, scratch: Path) -> Iterator[Callable[[], World]]:
 
 
 # shrinking a failure re-runs whole sync histories: report the example as found instead
+@example(  # found by this property: a lead arriving for a prospect whose contact was deleted stayed unlinked
+    steps=[("crm_create", 0, "Contact", 0), ("cycle", None), ("crm_delete", 0), ("cycle", None),
+           ("crm_create", 0, "Lead", 0)],
+    final_edits=[(0, True, "部長")],
+    crash_at=None,
+)  # fmt: skip
 @settings(
     max_examples=20,
     deadline=None,

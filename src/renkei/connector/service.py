@@ -141,14 +141,15 @@ class SyncService:
 
     def _plan(self, conn: Connection, g: _Gathered) -> list[Op]:
         cfg = self.config
-        links = {r.crm_id: (int(r.prospect_id), r.crm_object) for r in conn.execute(sa.select(sync_link))}
-        by_prospect = {pid: (crm_id, obj) for crm_id, (pid, obj) in links.items()}
+        links = _Links(conn)  # only the links this cycle's records touch are read (idle cycles stay cheap)
+        links.prefetch({str(r[k]) for recs in g.crm.values() for r in recs.values()
+                        for k in ("Id", "MasterRecordId", "ConvertedContactId") if r.get(k)}, set(g.prospects))  # fmt: skip
         p = _ptable(conn)
         ops: list[Op] = []
         planned_links: dict[str, int] = {}
         planned_creates: dict[str, tuple[str, str]] = {}  # email key → the CRM record creating its prospect
         touched_pairs: set[int] = set()
-        live_synced = len(by_prospect)
+        live_synced = int(conn.execute(sa.select(sa.func.count()).select_from(sync_link)).scalar_one())
         planned_new = 0
 
         def prospect_row(pid: int) -> dict[str, Any] | None:
@@ -167,16 +168,20 @@ class SyncService:
         ]
         if cfg.prefer == "lead":
             ordered.reverse()
+        by_key = self._prospects_by_key(
+            conn,
+            {k for _, r in ordered if links.crm(str(r["Id"])) is None and (k := email_key(r.get("Email")))},
+        )
         for obj, rec in ordered:
             rid = str(rec["Id"])
-            link = links.get(rid)
+            link = links.crm(rid)
             pid = link[0] if link else None
             if rec.get("IsDeleted"):
                 if pid is None:
                     continue
                 master = rec.get("MasterRecordId")
                 if master:
-                    other = links.get(str(master))
+                    other = links.crm(str(master))
                     if other is not None and other[0] != pid:
                         ops.append(Op(Action.MERGE, Side.MA, obj, rid, pid, f"CRM merged {rid} into {master}; "
                                       f"prospect {pid} is merged into prospect {other[0]}", target_id=str(other[0])))  # fmt: skip
@@ -199,7 +204,7 @@ class SyncService:
             if obj == "Lead" and rec.get("IsConverted"):
                 contact = rec.get("ConvertedContactId")
                 if pid is not None and contact:
-                    other = links.get(str(contact))
+                    other = links.crm(str(contact))
                     if other is not None and other[0] != pid:
                         ops.append(Op(Action.MERGE, Side.MA, obj, rid, other[0], f"lead {rid} was converted to contact "
                                       f"{contact}; prospect {other[0]} is merged into prospect {pid} (history kept)",
@@ -243,10 +248,7 @@ class SyncService:
                     Op(Action.SKIP, None, obj, rid, None, "no email: a prospect needs an email address")
                 )
                 continue
-            candidates = [
-                dict(r)
-                for r in conn.execute(sa.select(p.c.id, p.c.isDeleted).where(p.c.emailKey == key)).mappings()
-            ]
+            candidates = by_key.get(key, [])
             live = [c for c in candidates if not c["isDeleted"]]
             if len(live) > 1:
                 ops.append(Op(Action.ERROR, None, obj, rid, None, f"{len(live)} prospects share the email {rec.get('Email')}: "
@@ -266,10 +268,18 @@ class SyncService:
                                   f"{creator[0]} {creator[1]} (prefer: {cfg.prefer})"))  # fmt: skip
                 continue
             if target is not None:
-                existing = by_prospect.get(target)
+                existing = links.prospect(target)
                 if existing is None and target in planned_links.values():
                     existing = next(((c, "Lead" if c.startswith("00Q") else "Contact") for c, v in planned_links.items()
                                      if v == target and not c.startswith("!")), None)  # fmt: skip
+                if (
+                    existing is not None
+                    and existing[0] != rid
+                    and self._deleted_in_crm(existing[1], existing[0])
+                ):
+                    existing = (
+                        None  # its record is in the CRM's recycle bin: this record takes the prospect over
+                    )
                 if existing is not None and existing[0] != rid:
                     other_obj = existing[1]
                     if other_obj == "Lead" and obj == "Contact" and cfg.prefer == "contact":
@@ -334,13 +344,14 @@ class SyncService:
             planned_new += 1
 
         # marketing-side changes
-        agreed = self._states(
-            conn, [pid for pid in g.prospects if pid in by_prospect and pid not in touched_pairs]
-        )
+        agreed = self._states(conn, [pid for pid, row in g.prospects.items()
+                                     if links.prospect(pid) is not None and pid not in touched_pairs and not _own_write(row)])  # fmt: skip
         for pid, prospect in g.prospects.items():
             if pid in touched_pairs or prospect.get("isDeleted"):
                 continue
-            pair = by_prospect.get(pid)
+            if links.prospect(pid) is not None and _own_write(prospect):
+                continue  # the connector's own write is the last change (the echo of a past cycle)
+            pair = links.prospect(pid)
             if pair is not None:
                 crm_id, obj = pair
                 if self._ma_unchanged(obj, prospect, agreed.get(pid, {})):
@@ -418,6 +429,18 @@ class SyncService:
     def _state(self, conn: Connection, pid: int) -> dict[str, tuple[Any, Any]]:
         rows = conn.execute(sa.select(sync_field_state).where(sync_field_state.c.prospect_id == pid))
         return {r.field: tuple(r.value) if isinstance(r.value, list) else (r.value, r.value) for r in rows}
+
+    def _prospects_by_key(self, conn: Connection, keys: set[str]) -> dict[str, list[dict[str, Any]]]:
+        """Prospects (id, isDeleted) per email key, for many keys at once (one query per 500)."""
+        p, wanted = t.prospect, sorted(keys)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(wanted), 500):
+            q = sa.select(p.c.id, p.c.isDeleted, p.c.emailKey).where(
+                p.c.emailKey.in_(wanted[start : start + 500])
+            )
+            for r in conn.execute(q.order_by(p.c.id)):
+                out.setdefault(r.emailKey, []).append({"id": r.id, "isDeleted": r.isDeleted})
+        return out
 
     def _states(self, conn: Connection, pids: Sequence[int]) -> dict[int, dict[str, tuple[Any, Any]]]:
         """The agreed values of many prospects (one query per 500)."""
@@ -520,14 +543,18 @@ class SyncService:
             values["OwnerId"] = owner
         return values
 
-    def _find_crm_by_email(self, email: str, links: Mapping[str, Any]) -> tuple[str, str] | None:
+    def _deleted_in_crm(self, obj: str, crm_id: str) -> bool:
+        rows = self.adapter.read(obj, [crm_id])
+        return not rows or bool(rows[0].get("IsDeleted"))
+
+    def _find_crm_by_email(self, email: str, links: _Links) -> tuple[str, str] | None:
         key = email_key(email) or ""
         quoted = key.replace("\\", "\\\\").replace("'", "\\'")
         found: list[tuple[str, str]] = []
         for obj in ("Contact", "Lead"):
             where = f"Email = '{quoted}'" + (" AND IsConverted = false" if obj == "Lead" else "")
             for rec in self.adapter.query(f"SELECT Id FROM {obj} WHERE {where}"):
-                if str(rec["Id"]) not in links:
+                if links.crm(str(rec["Id"])) is None:
                     found.append((obj, str(rec["Id"])))
         if self.config.prefer == "lead":
             found.sort(key=lambda x: x[0] != "Lead")
@@ -641,13 +668,14 @@ class SyncService:
         # CRM creates and updates go in batches (≤ 200 per call) per object
         crm_updates: dict[str, list[Op]] = {}
         crm_creates: list[Op] = []
+        ma_creates: list[Op] = []
         with self.engine.begin() as conn:
             for op in ops:
                 if op.action is Action.ERROR:
                     errors.append(self._error(conn, run_id, op.error_kind or "error", op.object, op.record_id,
                                               op.prospect_id, op.code, op.reason))  # fmt: skip
                 elif op.action is Action.CREATE and op.side is Side.MA:
-                    self._create_prospect(conn, run_id, op, now)
+                    ma_creates.append(op)
                 elif op.action is Action.CREATE and op.side is Side.CRM:
                     crm_creates.append(op)
                 elif op.action is Action.LINK:
@@ -680,27 +708,67 @@ class SyncService:
                         crm_updates.setdefault(op.object, []).append(op)
                     else:
                         self._agree(conn, op, now)
+            for start in range(0, len(ma_creates), 500):
+                self._create_prospects(conn, run_id, ma_creates[start : start + 500], now)
         errors += self._write_crm_updates(run_id, crm_updates, now)
         errors += self._write_crm_creates(run_id, crm_creates, now)
         return errors
 
-    def _create_prospect(self, conn: Connection, run_id: int, op: Op, now: dt.datetime) -> None:
+    def _create_prospects(self, conn: Connection, run_id: int, ops: Sequence[Op], now: dt.datetime) -> None:
+        """New prospects from CRM records, a batch at a time: the prospects (linked from birth), their
+        audit rows and their agreed values each in one statement."""
         p = _ptable(conn)
-        values = dict(op.values)
-        email = values.get("email")
-        pid = int(conn.execute(p.insert().values(
-            {**values, "emailKey": email_key(email), "score": 0, "isDeleted": False, "createdAt": now,
-             "updatedAt": now, "source": values.get("source") or "CRM"}).returning(p.c.id)).scalar_one())  # fmt: skip
-        self._audit(conn, run_id, "ma", "create", "prospect", str(pid), pid, reason=op.reason)
-        for k, v in values.items():
-            self._audit(conn, run_id, "ma", "update", "prospect", str(pid), pid,
-                        FieldWrite(Side.MA, k, k, None, v, "create", Evidence.RULE.value, "created from the CRM record"))  # fmt: skip
-        assert op.record_id is not None
-        self._link(conn, run_id, pid, op.object, op.record_id, "created from the CRM record", audit=False)
-        rec = self.adapter.read(op.object, [op.record_id])
-        if rec:
-            prospect = dict(conn.execute(sa.select(p).where(p.c.id == pid)).mappings().one())
-            self._save_state(conn, pid, op.object, rec[0], prospect, now)
+        rows = []
+        for op in ops:
+            assert op.record_id is not None
+            values = dict(op.values)
+            rows.append({**values, "emailKey": email_key(values.get("email")), "score": 0, "isDeleted": False,
+                         "createdAt": now, "updatedAt": now, "source": values.get("source") or "CRM",
+                         "salesforceId": op.record_id, "salesforceLastSync": now,
+                         "salesforceLeadId": op.record_id if op.object == "Lead" else None,
+                         "salesforceContactId": op.record_id if op.object == "Contact" else None})  # fmt: skip
+        pids = [0] * len(rows)
+        shapes = [tuple(sorted(r)) for r in rows]  # executemany takes one key set per statement
+        for shape in dict.fromkeys(shapes):
+            group = [(i, r) for i, r in enumerate(rows) if shapes[i] == shape]
+            result = conn.execute(
+                p.insert().returning(p.c.id, sort_by_parameter_order=True), [r for _, r in group]
+            )
+            for (i, _), new_id in zip(group, result.scalars(), strict=True):
+                pids[i] = int(new_id)
+        conn.execute(sync_link.insert(), [{"prospect_id": pid, "crm_object": op.object, "crm_id": op.record_id,
+                                           "linked_at": now, "run_id": run_id} for op, pid in zip(ops, pids, strict=True)])  # fmt: skip
+        audit = []
+        for op, pid in zip(ops, pids, strict=True):
+            base = {"run_id": run_id, "at": now, "direction": "ma", "object": "prospect", "record_id": str(pid),
+                    "prospect_id": pid, "old": None, "evidence": None, "rule": None}  # fmt: skip
+            audit.append({**base, "action": "create", "field": None, "new": None, "reason": op.reason[:255]})
+            audit += [{**base, "action": "update", "field": k, "new": _jsonable(v), "rule": "create",
+                       "evidence": Evidence.RULE.value, "reason": "created from the CRM record"}
+                      for k, v in op.values.items()]  # fmt: skip
+        conn.execute(_AUDIT_INSERT, audit)
+        created = {
+            int(r["id"]): dict(r) for r in conn.execute(sa.select(p).where(p.c.id.in_(pids))).mappings()
+        }
+        u = t.ma_user
+        owners = {
+            r.salesforceId: r.id for r in conn.execute(sa.select(u.c.id, u.c.salesforceId)) if r.salesforceId
+        }
+        states = []
+        for obj in {op.object for op in ops}:
+            mine = [(op, pid) for op, pid in zip(ops, pids, strict=True) if op.object == obj]
+            records = {str(r["Id"]): r for r in self.adapter.read(obj, [str(op.record_id) for op, _ in mine])}
+            for op, pid in mine:
+                rec, prospect = records.get(str(op.record_id)), created[pid]
+                if rec is None:
+                    continue
+                states += [{"prospect_id": pid, "field": m.ma, "synced_at": now,
+                            "value": [_jsonable(_to_ma(rec.get(f), prospect.get(m.ma))), _jsonable(prospect.get(m.ma))]}
+                           for m, f in self.config.mappings(obj) if m.ma in prospect]  # fmt: skip
+                states.append({"prospect_id": pid, "field": OWNER, "synced_at": now,
+                               "value": [owners.get(rec.get("OwnerId")), prospect.get(OWNER)]})  # fmt: skip
+        if states:
+            conn.execute(sync_field_state.insert(), states)
 
     def _link(self, conn: Connection, run_id: int, pid: int | None, obj: str, crm_id: str | None, reason: str,
               *, audit: bool = True) -> None:  # fmt: skip
@@ -760,7 +828,9 @@ class SyncService:
         values = {w.ma_field: w.new for w in writes}
         if "email" in values:
             values["emailKey"] = email_key(values["email"])
-        values["updatedAt"] = now
+        values["updatedAt"] = values["salesforceLastSync"] = (
+            now  # equal stamps mark our own write (_own_write)
+        )
         p = _ptable(conn)
         conn.execute(p.update().where(p.c.id == op.prospect_id).values(values))
         for w in writes:
@@ -1146,6 +1216,53 @@ def _ptable(conn: Connection) -> sa.Table:
     from renkei.store import dynamic
 
     return dynamic.load_prospect_schema(conn).table
+
+
+class _Links:
+    """The prospect ↔ CRM record links, read on demand (and in batches for a cycle's records)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._by_crm: dict[str, tuple[int, str] | None] = {}
+        self._by_prospect: dict[int, tuple[str, str] | None] = {}
+
+    def _remember(self, rows: Iterable[Any]) -> None:
+        for r in rows:
+            self._by_crm[r.crm_id] = (int(r.prospect_id), r.crm_object)
+            self._by_prospect[int(r.prospect_id)] = (r.crm_id, r.crm_object)
+
+    def prefetch(self, crm_ids: set[str], prospect_ids: set[int]) -> None:
+        for column, wanted, cache in ((sync_link.c.crm_id, sorted(crm_ids), self._by_crm),
+                                      (sync_link.c.prospect_id, sorted(prospect_ids), self._by_prospect)):  # fmt: skip
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                self._remember(self.conn.execute(sa.select(sync_link).where(column.in_(chunk))))
+                for key in chunk:
+                    cache.setdefault(key, None)  # type: ignore[arg-type]
+
+    def crm(self, crm_id: str) -> tuple[int, str] | None:
+        """(prospect id, CRM object) linked to a CRM record."""
+        if crm_id not in self._by_crm:
+            self._by_crm[crm_id] = None
+            self._remember(self.conn.execute(sa.select(sync_link).where(sync_link.c.crm_id == crm_id)))
+        return self._by_crm[crm_id]
+
+    def prospect(self, prospect_id: int) -> tuple[str, str] | None:
+        """(CRM id, CRM object) linked to a prospect."""
+        if prospect_id not in self._by_prospect:
+            self._by_prospect[prospect_id] = None
+            self._remember(
+                self.conn.execute(sa.select(sync_link).where(sync_link.c.prospect_id == prospect_id))
+            )
+        return self._by_prospect[prospect_id]
+
+
+def _own_write(prospect: Mapping[str, Any]) -> bool:
+    """The prospect's last change is the connector's own write: it stamps updatedAt and
+    salesforceLastSync with one instant; any later edit moves updatedAt past it."""
+    return prospect.get("updatedAt") is not None and prospect.get("updatedAt") == prospect.get(
+        "salesforceLastSync"
+    )
 
 
 def _kind(code: str) -> str:
