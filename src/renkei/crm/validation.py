@@ -19,6 +19,7 @@ from renkei.errors import FieldError
 _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
 )
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 _TEXT = (
@@ -69,13 +70,9 @@ def coerce(f: FieldDef, value: Any) -> Any:
             return value.date()
         if isinstance(value, dt.date):
             return value
-        if isinstance(value, str):
-            try:
-                return (
-                    dt.date.fromisoformat(value.strip()[:10])
-                    if len(value.strip()) >= 10
-                    else _raise(f, value)
-                )
+        if isinstance(value, str) and _DATE.match(value.strip()):
+            try:  # a date, or a datetime whose date part is taken (as Salesforce's REST API does)
+                return dt.date.fromisoformat(value.strip()[:10])
             except ValueError:
                 raise _type_error(f, value) from None
         raise _type_error(f, value)
@@ -106,7 +103,7 @@ def coerce(f: FieldDef, value: Any) -> Any:
             value = ";".join(str(v) for v in value)
         else:
             raise _type_error(f, value)
-    text = str(value)
+    text = str(value).replace("\x00", "")  # NUL cannot be stored (PostgreSQL text); it is dropped
     if t is FieldType.MULTIPICKLIST:
         parts = [p.strip() for p in text.split(";") if p.strip()]
         if f.restricted_picklist:
@@ -128,10 +125,6 @@ def coerce(f: FieldDef, value: Any) -> Any:
         raise _Bad(FieldError("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
                               f"{_label(f)}: bad value for restricted picklist field: {text}", (f.name,)))  # fmt: skip
     return text.strip() if t is FieldType.EMAIL else text
-
-
-def _raise(f: FieldDef, value: Any) -> Any:
-    raise _type_error(f, value)
 
 
 def _number(f: FieldDef, value: Any) -> int | float:
