@@ -132,9 +132,9 @@ def test_3_duplicates_are_prevented(org: Path) -> None:
     cli("sync", "run")
     converted = cli("crm", "convert-lead", other)
     cli("sync", "run")
-    rows = {p["email"]: p for p in prospects()}
-    assert len(rows) == 2 and rows["suzuki@example.jp"]["salesforceId"] == converted["contactId"]
-    assert rows["suzuki@example.jp"]["salesforceLeadId"] == other
+    by_email = {p["email"]: p for p in prospects()}
+    assert len(by_email) == 2 and by_email["suzuki@example.jp"]["salesforceId"] == converted["contactId"]
+    assert by_email["suzuki@example.jp"]["salesforceLeadId"] == other
 
 
 def test_4_values_not_syncing_are_explained(org: Path) -> None:
