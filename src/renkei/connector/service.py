@@ -239,7 +239,18 @@ class SyncService:
                 writes = self._decisions(conn, obj, rec, prospect, state)
                 touched_pairs.add(pid)
                 if writes:
-                    ops.append(Op(Action.UPDATE, None, obj, rid, pid, "fields differ", writes=tuple(writes)))
+                    ops.append(
+                        Op(
+                            Action.UPDATE,
+                            None,
+                            obj,
+                            rid,
+                            pid,
+                            "fields differ",
+                            writes=tuple(writes),
+                            record=rec,
+                        )
+                    )
                 continue
             # unlinked CRM record
             key = email_key(rec.get("Email"))
@@ -315,6 +326,7 @@ class SyncService:
                             target,
                             "first sync after linking",
                             writes=tuple(writes),
+                            record=rec,
                         )
                     )
                 planned_links[rid] = target
@@ -365,7 +377,16 @@ class SyncService:
                 writes = self._decisions(conn, obj, rec, prospect, self._state(conn, pid))
                 if writes:
                     ops.append(
-                        Op(Action.UPDATE, None, obj, crm_id, pid, "fields differ", writes=tuple(writes))
+                        Op(
+                            Action.UPDATE,
+                            None,
+                            obj,
+                            crm_id,
+                            pid,
+                            "fields differ",
+                            writes=tuple(writes),
+                            record=rec,
+                        )
                     )
                 continue
             if any(o.prospect_id == pid for o in ops):
@@ -397,6 +418,7 @@ class SyncService:
                             pid,
                             "first sync after linking",
                             writes=tuple(writes),
+                            record=rec,
                         )
                     )
                 continue
@@ -839,7 +861,12 @@ class SyncService:
     def _agree(self, conn: Connection, op: Op, now: dt.datetime) -> None:
         """Remember what each side holds after this op (the no-echo and field-level evidence basis)."""
         assert op.prospect_id is not None and op.record_id is not None
-        rec = self.adapter.read(op.object, [op.record_id])
+        if op.record:  # what the cycle read, with this op's CRM writes applied: no read back
+            rec: list[Mapping[str, Any]] = [
+                {**op.record, **{w.crm_field: w.new for w in op.writes if w.to is Side.CRM}}
+            ]
+        else:
+            rec = self.adapter.read(op.object, [op.record_id])
         prospect = (
             conn.execute(sa.select(t.prospect).where(t.prospect.c.id == op.prospect_id)).mappings().first()
         )

@@ -65,6 +65,8 @@ class Op:
     target_id: str | None = None  # move_link: the new CRM id; merge: the surviving prospect id (as str)
     error_kind: str | None = None
     code: str | None = None
+    #: The CRM record as the cycle read it (lets the engine record the agreed values without reading it back).
+    record: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"action": self.action.value, "side": self.side.value if self.side else None,
