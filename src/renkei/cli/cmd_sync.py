@@ -185,9 +185,9 @@ def show(as_json: JsonOpt = False) -> None:
 @connector_app.command("test")
 @handle_errors
 def connection_test(
-    salesforce: Annotated[Path, typer.Option("--salesforce", help="The org's settings (instance_url, flow, secrets).")] = Path(
-        "salesforce.yaml"
-    ),
+    salesforce: Annotated[
+        Path, typer.Option("--salesforce", help="The org's settings (instance_url, flow, secrets).")
+    ] = Path("salesforce.yaml"),
     as_json: JsonOpt = False,
 ) -> None:
     """Check the Salesforce org: credentials, API version, mapped objects and fields, API budget. Failures exit 1."""
