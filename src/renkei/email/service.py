@@ -154,15 +154,7 @@ class EmailService:
         p, lm = t.prospect, t.list_membership
         members = sa.select(lm.c.prospectId).where(lm.c.listId.in_(list_ids), lm.c.optedOut.is_(False))
         all_members = sa.select(sa.func.count(sa.distinct(lm.c.prospectId))).where(lm.c.listId.in_(list_ids))
-        q = sa.select(p.c.id).where(
-            p.c.id.in_(members),
-            sa.func.coalesce(p.c.isDeleted, False).is_(False),
-            sa.func.coalesce(p.c.isDoNotEmail, False).is_(False),
-            sa.func.coalesce(p.c.isEmailHardBounced, False).is_(False),
-            p.c.email.is_not(None),
-        )
-        if not operational:
-            q = q.where(sa.func.coalesce(p.c.optedOut, False).is_(False))
+        q = sa.select(p.c.id).where(p.c.id.in_(members), *_mailable_conditions(operational))
         if suppression_ids:
             q = q.where(p.c.id.not_in(sa.select(lm.c.prospectId).where(lm.c.listId.in_(suppression_ids))))
         ids = [r.id for r in conn.execute(q.order_by(p.c.id))]
@@ -340,16 +332,7 @@ class EmailService:
     # -- building messages -------------------------------------------------------------------
 
     def _mailable(self, conn: Connection, ids: Sequence[int], *, operational: bool) -> tuple[list[int], int]:
-        p = t.prospect
-        q = sa.select(p.c.id).where(
-            p.c.id.in_(ids),
-            sa.func.coalesce(p.c.isDeleted, False).is_(False),
-            sa.func.coalesce(p.c.isDoNotEmail, False).is_(False),
-            sa.func.coalesce(p.c.isEmailHardBounced, False).is_(False),
-            p.c.email.is_not(None),
-        )
-        if not operational:
-            q = q.where(sa.func.coalesce(p.c.optedOut, False).is_(False))
+        q = sa.select(t.prospect.c.id).where(t.prospect.c.id.in_(ids), *_mailable_conditions(operational))
         found = [r.id for r in conn.execute(q)]
         return found, len(ids) - len(found)
 
@@ -787,6 +770,21 @@ class EmailService:
             conn, now, msg["prospectId"], activity.SPAM_COMPLAINT, msg["subject"], email_id=msg["id"]
         )
         return {"prospectId": msg["prospectId"], "messageId": msg["id"], "optedOut": True}
+
+
+def _mailable_conditions(operational: bool) -> list[sa.ColumnElement[bool]]:
+    """Who may be mailed: live, not do-not-email, not undeliverable, with an address; and, unless the
+    email is operational, not opted out."""
+    p = t.prospect.c
+    conditions: list[sa.ColumnElement[bool]] = [
+        sa.func.coalesce(p.isDeleted, False).is_(False),
+        sa.func.coalesce(p.isDoNotEmail, False).is_(False),
+        sa.func.coalesce(p.isEmailHardBounced, False).is_(False),
+        p.email.is_not(None),
+    ]
+    if not operational:
+        conditions.append(sa.func.coalesce(p.optedOut, False).is_(False))
+    return conditions
 
 
 _MATCHES = re.compile(r"""matches\(\s*(['"])(.*?)\1\s*\)""", re.DOTALL)
