@@ -236,21 +236,8 @@ class SyncService:
                         continue  # our own write echoing back: the deleted prospect stays deleted
                     ops.append(Op(Action.RESTORE, Side.MA, obj, rid, pid,
                                   f"{obj} {rid} changed in the CRM: the prospect is restored from the recycle bin"))  # fmt: skip
-                writes = self._decisions(conn, obj, rec, prospect, state)
+                ops += self._update_ops(conn, obj, rid, pid, rec, prospect, state, "fields differ")
                 touched_pairs.add(pid)
-                if writes:
-                    ops.append(
-                        Op(
-                            Action.UPDATE,
-                            None,
-                            obj,
-                            rid,
-                            pid,
-                            "fields differ",
-                            writes=tuple(writes),
-                            record=rec,
-                        )
-                    )
                 continue
             # unlinked CRM record
             key = email_key(rec.get("Email"))
@@ -315,20 +302,7 @@ class SyncService:
                     ops.append(Op(Action.RESTORE, Side.MA, obj, rid, target,
                                   "a CRM record with this email changed: the prospect is restored"))  # fmt: skip
                 ops.append(Op(Action.LINK, None, obj, rid, target, f"matched by email {rec.get('Email')}"))
-                writes = self._decisions(conn, obj, rec, prospect, {})
-                if writes:
-                    ops.append(
-                        Op(
-                            Action.UPDATE,
-                            None,
-                            obj,
-                            rid,
-                            target,
-                            "first sync after linking",
-                            writes=tuple(writes),
-                            record=rec,
-                        )
-                    )
+                ops += self._update_ops(conn, obj, rid, target, rec, prospect, {}, "first sync after linking")
                 planned_links[rid] = target
                 planned_new += 1
                 touched_pairs.add(target)
@@ -374,20 +348,9 @@ class SyncService:
                 rec = dict(rows[0])
                 if rec.get("IsDeleted"):
                     continue
-                writes = self._decisions(conn, obj, rec, prospect, self._state(conn, pid))
-                if writes:
-                    ops.append(
-                        Op(
-                            Action.UPDATE,
-                            None,
-                            obj,
-                            crm_id,
-                            pid,
-                            "fields differ",
-                            writes=tuple(writes),
-                            record=rec,
-                        )
-                    )
+                ops += self._update_ops(
+                    conn, obj, crm_id, pid, rec, prospect, self._state(conn, pid), "fields differ"
+                )
                 continue
             if any(o.prospect_id == pid for o in ops):
                 continue
@@ -407,20 +370,7 @@ class SyncService:
                 obj, crm_id = match
                 ops.append(Op(Action.LINK, None, obj, crm_id, pid, f"matched existing {obj} by email"))
                 rec = dict(self.adapter.read(obj, [crm_id])[0])
-                writes = self._decisions(conn, obj, rec, prospect, {})
-                if writes:
-                    ops.append(
-                        Op(
-                            Action.UPDATE,
-                            None,
-                            obj,
-                            crm_id,
-                            pid,
-                            "first sync after linking",
-                            writes=tuple(writes),
-                            record=rec,
-                        )
-                    )
+                ops += self._update_ops(conn, obj, crm_id, pid, rec, prospect, {}, "first sync after linking")
                 continue
             if not cap_ok():
                 ops.append(Op(Action.ERROR, None, "Lead", None, pid, f"licence cap of {cfg.cap} synced prospects reached",
@@ -431,6 +381,16 @@ class SyncService:
                           "assigned prospect without a CRM record" if gate == "on_assignment" else "create_in_crm: always",
                           values=self._lead_values(conn, prospect)))  # fmt: skip
         return ops
+
+    def _update_ops(self, conn: Connection, obj: str, record_id: str, prospect_id: int, rec: Mapping[str, Any],
+                    prospect: Mapping[str, Any], state: Mapping[str, tuple[Any, Any]], reason: str) -> list[Op]:  # fmt: skip
+        """The field writes one linked pair needs, as an UPDATE op (none when the pair is in step)."""
+        writes = self._decisions(conn, obj, rec, prospect, state)
+        if not writes:
+            return []
+        return [
+            Op(Action.UPDATE, None, obj, record_id, prospect_id, reason, writes=tuple(writes), record=rec)
+        ]
 
     def _passing(self, conn: Connection, obj: str, where: str, record_ids: Iterable[str]) -> set[str]:
         """Which of these records match the object's filter — compiled to SQL, so parent fields
