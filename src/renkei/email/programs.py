@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from renkei.clock import Clock, SystemClock
 from renkei.core import nurture as n
+from renkei.email.notify import queue_user_notification
 from renkei.email.service import EmailService
 from renkei.errors import InputError, NotFoundError
 from renkei.store import tables as t
@@ -280,21 +281,15 @@ class ProgramService:
 
     def _notify(self, conn: Connection, program: n.Program, prospect_id: int, action: n.Action) -> None:
         """Email the assigned user (or the user named in the step) about the prospect."""
-        p, u = t.prospect, t.ma_user
-        prospect = conn.execute(sa.select(p.c.email, p.c.assignedToId).where(p.c.id == prospect_id)).one()
-        user_id = action.params.get("userId") or prospect.assignedToId
+        p = t.prospect
+        assigned = conn.execute(sa.select(p.c.assignedToId).where(p.c.id == prospect_id)).scalar()
+        user_id = action.params.get("userId") or assigned
         if user_id is None:
             return
-        user = conn.execute(sa.select(u.c.email).where(u.c.id == int(user_id))).first()
-        if user is None:
-            return
-        now = self.clock.now()
-        subject = f"[renkei] {program.name}: {prospect.email}"
-        body = f"Program '{program.name}' step {action.step} notifies you about prospect {prospect_id} ({prospect.email})."
-        conn.execute(email_message.insert().values(
-            kind="notification", programId=program.id, programStep=action.step, prospectId=None,
-            toAddress=user.email, subject=subject, htmlBody=f"<p>{body}</p>", textBody=body, links=[],
-            status="queued", attempts=0, nextAttemptAt=now, clickCount=0, createdAt=now))  # fmt: skip
+        message = str(action.params.get("message") or f"Program '{program.name}' step {action.step}")
+        queue_user_notification(conn, user_id=int(user_id), prospect_id=prospect_id, message=message,
+                                source=f"program {program.id} ({program.name}) step {action.step}",
+                                now=self.clock.now(), program_id=program.id, program_step=action.step)  # fmt: skip
 
     def _save(
         self, conn: Connection, program_id: int, prospect_id: int, result: n.Advance, now: dt.datetime

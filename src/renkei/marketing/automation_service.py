@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from renkei.clock import Clock, SystemClock, ensure_utc
 from renkei.core.automation import Action, ActionKind, ActivityFact, ProspectFacts, RuleDefinition
+from renkei.email.notify import queue_user_notification
 from renkei.errors import ConfigError, InputError, NotFoundError
 from renkei.marketing.activity_service import REFERENCE_COLUMNS
 from renkei.marketing.scoring_service import adjust_score, regrade
@@ -108,16 +109,18 @@ def apply_actions(
             if user is None:
                 done.append("no user to notify")
                 continue
+            message = str(action.option("message"))[:2048]
             conn.execute(
                 ta.notification.insert().values(
-                    userId=int(user),
-                    prospectId=prospect_id,
-                    message=str(action.option("message"))[:2048],
-                    isRead=False,
-                    createdAt=now,
+                    userId=int(user), prospectId=prospect_id, message=message, isRead=False, createdAt=now
                 )
             )
-            done.append(f"notified user {user}")
+            emailed = None
+            if action.option("email") is not False:  # email too unless the action says email: false
+                emailed = queue_user_notification(conn, user_id=int(user), prospect_id=prospect_id,
+                                                  message=message, source=f"{source} {source_id or ''}".strip(),
+                                                  now=now)  # fmt: skip
+            done.append(f"notified user {user}" + (f" (email {emailed} queued)" if emailed else ""))
         elif kind is ActionKind.CHANGE_PROFILE:
             conn.execute(
                 p.update()
