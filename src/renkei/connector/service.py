@@ -31,15 +31,16 @@ from renkei.store import tables as t
 from renkei.store.tables_sync import (
     sync_audit,
     sync_error,
-    sync_field_state,
     sync_link,
     sync_queue,
     sync_run,
+    sync_state,
     sync_watermark,
 )
 
 OWNER = "assignedToId"
 _AUDIT_INSERT = sync_audit.insert()
+_STATE_VALUES = sync_state.c["values"]  # ``.c.values`` is the column collection's own method
 _MIRRORED = ("Account", "Opportunity", "OpportunityContactRole")
 
 
@@ -409,8 +410,8 @@ class SyncService:
         return out
 
     def _state(self, conn: Connection, pid: int) -> dict[str, tuple[Any, Any]]:
-        rows = conn.execute(sa.select(sync_field_state).where(sync_field_state.c.prospect_id == pid))
-        return {r.field: tuple(r.value) if isinstance(r.value, list) else (r.value, r.value) for r in rows}
+        values = conn.execute(sa.select(_STATE_VALUES).where(sync_state.c.prospect_id == pid)).scalar()
+        return _pairs(values)
 
     def _prospects_by_key(self, conn: Connection, keys: set[str]) -> dict[str, list[dict[str, Any]]]:
         """Prospects (id, isDeleted) per email key, for many keys at once (one query per 500)."""
@@ -429,13 +430,12 @@ class SyncService:
         out: dict[int, dict[str, tuple[Any, Any]]] = {}
         for start in range(0, len(pids), 500):
             rows = conn.execute(
-                sa.select(sync_field_state).where(
-                    sync_field_state.c.prospect_id.in_(pids[start : start + 500])
+                sa.select(sync_state.c.prospect_id, _STATE_VALUES).where(
+                    sync_state.c.prospect_id.in_(pids[start : start + 500])
                 )
             )
-            for r in rows:
-                value = tuple(r.value) if isinstance(r.value, list) else (r.value, r.value)
-                out.setdefault(int(r.prospect_id), {})[r.field] = value
+            for pid, values in rows:
+                out[int(pid)] = _pairs(values)
         return out
 
     def _ma_unchanged(
@@ -744,13 +744,10 @@ class SyncService:
                 rec, prospect = records.get(str(op.record_id)), created[pid]
                 if rec is None:
                     continue
-                states += [{"prospect_id": pid, "field": m.ma, "synced_at": now,
-                            "value": [_jsonable(_to_ma(rec.get(f), prospect.get(m.ma))), _jsonable(prospect.get(m.ma))]}
-                           for m, f in self.config.mappings(obj) if m.ma in prospect]  # fmt: skip
-                states.append({"prospect_id": pid, "field": OWNER, "synced_at": now,
-                               "value": [owners.get(rec.get("OwnerId")), prospect.get(OWNER)]})  # fmt: skip
+                states.append({"prospect_id": pid, "crm_object": obj, "synced_at": now,
+                               "values": self._agreed_values(obj, rec, prospect, owners.get(rec.get("OwnerId")))})  # fmt: skip
         if states:
-            conn.execute(sync_field_state.insert(), states)
+            conn.execute(sync_state.insert(), states)
 
     def _link(self, conn: Connection, run_id: int, pid: int | None, obj: str, crm_id: str | None, reason: str,
               *, audit: bool = True) -> None:  # fmt: skip
@@ -835,13 +832,19 @@ class SyncService:
 
     def _save_state(self, conn: Connection, pid: int, obj: str, rec: Mapping[str, Any], prospect: Mapping[str, Any],
                     now: dt.datetime) -> None:  # fmt: skip
-        conn.execute(sync_field_state.delete().where(sync_field_state.c.prospect_id == pid))
-        rows = [{"prospect_id": pid, "field": m.ma, "value": [_jsonable(_to_ma(rec.get(f), prospect.get(m.ma))),
-                                                              _jsonable(prospect.get(m.ma))], "synced_at": now}
-                for m, f in self.config.mappings(obj) if m.ma in prospect]  # fmt: skip
-        rows.append({"prospect_id": pid, "field": OWNER, "value": [self._owner_values(conn, rec.get("OwnerId")),
-                                                                   prospect.get(OWNER)], "synced_at": now})  # fmt: skip
-        conn.execute(sync_field_state.insert(), rows)
+        values = self._agreed_values(obj, rec, prospect, self._owner_values(conn, rec.get("OwnerId")))
+        conn.execute(sync_state.delete().where(sync_state.c.prospect_id == pid))
+        conn.execute(
+            sync_state.insert(), [{"prospect_id": pid, "crm_object": obj, "values": values, "synced_at": now}]
+        )
+
+    def _agreed_values(self, obj: str, rec: Mapping[str, Any], prospect: Mapping[str, Any],
+                       crm_owner: int | None) -> dict[str, list[Any]]:  # fmt: skip
+        """One prospect's agreed values: field → [CRM value as marketing keeps it, marketing value]."""
+        values = {m.ma: [_jsonable(_to_ma(rec.get(f), prospect.get(m.ma))), _jsonable(prospect.get(m.ma))]
+                  for m, f in self.config.mappings(obj) if m.ma in prospect}  # fmt: skip
+        values[OWNER] = [crm_owner, prospect.get(OWNER)]
+        return values
 
     def _write_crm_updates(
         self, run_id: int, updates: Mapping[str, list[Op]], now: dt.datetime
@@ -1135,9 +1138,15 @@ class SyncService:
             conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(rolled_back_by=new_run))
             conn.execute(sync_run.update().where(sync_run.c.id == new_run).values(
                 status="done", finished_at=self.clock.now(), counts={"restored": restored, "skipped": len(skipped)}))  # fmt: skip
-            for r in rows:  # the restored values are the agreed ones now
-                conn.execute(sync_field_state.delete().where(sync_field_state.c.prospect_id == r["prospect_id"],
-                                                             sync_field_state.c.field == r["field"]))  # fmt: skip
+            forgotten: dict[int, set[str]] = {}  # the restored values are the agreed ones now
+            for r in rows:
+                forgotten.setdefault(r["prospect_id"], set()).add(r["field"])
+            for pid, values in conn.execute(sa.select(sync_state.c.prospect_id, _STATE_VALUES)
+                                            .where(sync_state.c.prospect_id.in_(list(forgotten)))).all():  # fmt: skip
+                kept = {f: v for f, v in values.items() if f not in forgotten[pid]}
+                conn.execute(
+                    sync_state.update().where(sync_state.c.prospect_id == pid).values({"values": kept})
+                )
         return {"runId": new_run, "rolledBack": run_id, "restored": restored, "skipped": skipped}
 
     def _crm_field(self, obj: str, ma_field: str) -> str:
@@ -1250,6 +1259,11 @@ def _own_write(prospect: Mapping[str, Any]) -> bool:
     return prospect.get("updatedAt") is not None and prospect.get("updatedAt") == prospect.get(
         "salesforceLastSync"
     )
+
+
+def _pairs(values: Mapping[str, Any] | None) -> dict[str, tuple[Any, Any]]:
+    """Agreed values as the judge takes them: field → (CRM value, marketing value)."""
+    return {f: tuple(v) if isinstance(v, list) else (v, v) for f, v in (values or {}).items()}
 
 
 def _kind(code: str) -> str:

@@ -18,14 +18,16 @@ sync_link = sa.Table(
     sa.Column("run_id", sa.Integer()),
 )
 
-#: The value both sides agreed on after the last sync, per prospect and field (no echo; field-level
-#: "who changed it" evidence for the judge).
-sync_field_state = sa.Table(
-    "sync_field_state",
+#: The values both sides agreed on after the last sync, one row per prospect (no echo; field-level
+#: "who changed it" evidence for the judge). ``values`` maps each synced field (and the owner
+#: pseudo-field ``assignedToId``) to ``[crm_value_as_marketing_keeps_it, marketing_value]``.
+#: ``crm_object`` is the object the values were agreed with (NULL for rows migrated without a link).
+sync_state = sa.Table(
+    "sync_state",
     metadata,
     sa.Column("prospect_id", sa.Integer(), primary_key=True),
-    sa.Column("field", sa.String(80), primary_key=True),
-    sa.Column("value", sa.JSON()),
+    sa.Column("crm_object", sa.String(40)),
+    sa.Column("values", sa.JSON(), nullable=False),
     sa.Column("synced_at", UTCDateTime(), nullable=False),
 )
 
@@ -113,5 +115,5 @@ sync_setting_change = sa.Table(
     sa.Column("new", sa.JSON()),
 )
 
-SYNC_TABLES = (sync_link, sync_field_state, sync_watermark, sync_run, sync_audit, sync_error, sync_queue,
+SYNC_TABLES = (sync_link, sync_state, sync_watermark, sync_run, sync_audit, sync_error, sync_queue,
                sync_setting_change)  # fmt: skip
