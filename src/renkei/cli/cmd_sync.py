@@ -161,6 +161,10 @@ def _install(eng: Any) -> list[str]:
 @handle_errors
 def install_package(as_json: JsonOpt = False) -> None:
     """Add the managed package's pi__ fields (score, grade, dates, UTM …) to Lead and Contact."""
+    if c.load().crm.type != "builtin":
+        raise ConfigError("crm.type is salesforce: the pi__ fields are added in the org itself (install the "
+                          "Account Engagement package, or create them in Setup); `renkei config check` then "
+                          "confirms them")  # fmt: skip
     emit({"added": _install(engine())}, as_json, lambda d: print(f"added {len(d['added'])} fields"))
 
 
@@ -186,15 +190,33 @@ def show(as_json: JsonOpt = False) -> None:
 @handle_errors
 def connection_test(
     salesforce: Annotated[
-        Path, typer.Option("--salesforce", help="The org's settings (instance_url, flow, secrets).")
-    ] = Path("salesforce.yaml"),
+        Path | None,
+        typer.Option("--salesforce", help="The org's settings in their own file (default: crm.salesforce "
+                     "in connector.yaml, else ./salesforce.yaml)."),
+    ] = None,
     as_json: JsonOpt = False,
-) -> None:
+) -> None:  # fmt: skip
     """Check the Salesforce org: credentials, API version, mapped objects and fields, API budget. Failures exit 1."""
-    from renkei.connector.adapters.salesforce import run_connection_test
+    from renkei.connector.adapters.salesforce import (
+        SalesforceClient,
+        check_connection,
+        load_salesforce_config,
+    )
 
     cfg = c.load()
-    out = run_connection_test(salesforce, {o: [f for _, f in cfg.mappings(o)] for o in c.CRM_OBJECTS})
+    if salesforce is None and cfg.crm.salesforce is not None:
+        org = cfg.crm.salesforce
+    elif salesforce is None and not Path("salesforce.yaml").exists():
+        raise ConfigError("no Salesforce org configured: set crm.type: salesforce and crm.salesforce in "
+                          f"{c.config_path()}, or pass --salesforce FILE")  # fmt: skip
+    else:
+        org = load_salesforce_config(salesforce or Path("salesforce.yaml"))
+    client = SalesforceClient(org, clock=clock())
+    try:
+        checks = check_connection(client, {o: [f for _, f in cfg.mappings(o)] for o in c.CRM_OBJECTS})
+    finally:
+        client.close()
+    out = {"ok": all(ch.ok for ch in checks), "checks": [ch.to_dict() for ch in checks]}
     emit(out, as_json, lambda d: print_table(d["checks"], ["name", "ok", "message"]))
     if not out["ok"]:
         raise typer.Exit(1)
@@ -205,7 +227,8 @@ def connection_test(
 def check(as_json: JsonOpt = False) -> None:
     """Check connector.yaml against both sides: unknown fields, mismatched types and picklists, truncation,
     filters, mass-sync and cap warnings, creation gating. Errors exit 1."""
-    out = check_config(engine(), c.load(), clock().now())
+    cfg = c.load()
+    out = check_config(engine(), cfg, clock().now(), settings.adapter_for(cfg, clock()))
     emit(out, as_json, lambda d: print_table([*d["errors"], *d["warnings"]], ["level", "code", "message"]))
     if out["errors"]:
         raise typer.Exit(1)

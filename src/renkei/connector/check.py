@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from renkei.connector.config import CRM_OBJECTS, ConnectorConfig
 from renkei.core.sync.judge import Rule
+from renkei.core.sync.ports import CrmAdapter
 from renkei.crm.schema import FieldDef, FieldType
 from renkei.errors import RenkeiError
 from renkei.store import dynamic
@@ -24,7 +25,11 @@ def _kind(f: FieldDef) -> str:
     return _KIND.get(f.type, "text")
 
 
-def check_config(engine: Engine, cfg: ConnectorConfig, now: dt.datetime) -> dict[str, Any]:
+def check_config(
+    engine: Engine, cfg: ConnectorConfig, now: dt.datetime, adapter: CrmAdapter | None = None
+) -> dict[str, Any]:
+    """Check ``cfg`` against the marketing schema and the CRM's: the built-in CRM of this database
+    (``adapter`` None), or another CRM through its adapter (describe and ``COUNT()`` queries)."""
     errors: list[dict[str, Any]] = []
     warnings: list[dict[str, Any]] = []
 
@@ -35,7 +40,11 @@ def check_config(engine: Engine, cfg: ConnectorConfig, now: dt.datetime) -> dict
         warnings.append({"level": "warning", "code": code, "message": message, **extra})
 
     with engine.connect() as conn:
-        crm = dynamic.load_crm_schema(conn)
+        if adapter is None:
+            crm = dynamic.load_crm_schema(conn)
+            crm_fields = {o: {f.name.lower(): f for f in crm.object(o).fields} for o in CRM_OBJECTS}
+        else:
+            crm_fields = {o: _described(adapter, o) for o in CRM_OBJECTS}
         prospect_fields = dynamic.load_prospect_schema(conn).fields
         for m in cfg.fields:
             pf = prospect_fields.get(m.ma)
@@ -51,7 +60,7 @@ def check_config(engine: Engine, cfg: ConnectorConfig, now: dt.datetime) -> dict
             for obj, name in names.items():
                 if not name:
                     continue
-                f = crm.object(obj).field(name)
+                f = crm_fields[obj].get(name.lower())
                 exists[obj] = f is not None
                 if f is None:
                     if isinstance(m.crm, str) and name.endswith("__c"):
@@ -100,7 +109,11 @@ def check_config(engine: Engine, cfg: ConnectorConfig, now: dt.datetime) -> dict
             base = "Email != null" + (" AND IsConverted = false" if obj == "Lead" else "")
             where = f"({flt}) AND {base}" if flt else base
             try:
-                n = count_where(conn, crm, obj, where, now=now)
+                n = (
+                    count_where(conn, crm, obj, where, now=now)
+                    if adapter is None
+                    else adapter.count(obj, where)
+                )
             except RenkeiError as exc:
                 err("INVALID_FILTER", f"objects.{obj}.filter: {exc}")
                 continue
@@ -127,3 +140,9 @@ def check_config(engine: Engine, cfg: ConnectorConfig, now: dt.datetime) -> dict
     if cfg.paused:
         warn("PAUSED", "the connector is paused: nothing syncs")
     return {"ok": not errors, "errors": errors, "warnings": warnings, "counts": counts}
+
+
+def _described(adapter: CrmAdapter, object_name: str) -> dict[str, FieldDef]:
+    return {
+        str(d["name"]).lower(): FieldDef.from_describe(d) for d in adapter.describe(object_name)["fields"]
+    }

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from renkei.connector.adapters.salesforce import SalesforceConfig
 from renkei.core.sync.judge import Rule
 from renkei.errors import ConfigError
 
@@ -40,8 +41,26 @@ class ObjectSettings(BaseModel):
 _NEVER_PULLED = (Rule.MA_TO_CRM, Rule.MA_WINS, Rule.NONE)
 
 
+class CrmConnection(BaseModel):
+    """Which CRM the connector syncs with: renkei's built-in CRM (the same database) or a
+    Salesforce org (or another renkei's ``renkei serve``) through its REST API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["builtin", "salesforce"] = "builtin"
+    salesforce: SalesforceConfig | None = None
+
+    @model_validator(mode="after")
+    def _settings_given(self) -> CrmConnection:
+        if self.type == "salesforce" and self.salesforce is None:
+            raise ValueError("type salesforce needs the org's settings under crm.salesforce")
+        return self
+
+
 class ConnectorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    crm: CrmConnection = Field(default_factory=CrmConnection)
 
     paused: bool = False
     auto_create_prospects: bool = True
@@ -151,6 +170,18 @@ DEFAULT_YAML = """\
 # ma_wins_unless_blank | crm_to_ma | ma_to_crm | none. A blank never overwrites a value unless the
 # field has sync_blanks: true. Seed 000's advice: personal details (name, company, address, phone)
 # CRM wins (business-card data is cleaner); inquiry contents marketing wins.
+crm:
+  type: builtin               # builtin (this renkei's CRM) | salesforce (an org, through its REST API)
+  # salesforce:               # with type: salesforce — secrets are {env: VAR} or {file: PATH}, never the value
+  #   instance_url: https://example.my.salesforce.com
+  #   flow: client_credentials  # token | client_credentials | password
+  #   client_id: 3MVG9...
+  #   client_secret: {env: SF_CLIENT_SECRET}
+  #   # username: integration@example.co.jp   # flow: password
+  #   # password: {file: /etc/renkei/sf-password}
+  #   # token: {env: SF_TOKEN}                 # flow: token (e.g. `renkei token create` on a renkei CRM)
+  #   # ca_file: certs/ca.pem                  # trust a private CA (renkei dev-cert); default: system CAs
+  #   # budget_reserve: 5000                   # API calls per day left for people
 paused: false                 # pause the connector (nothing syncs)
 auto_create_prospects: true   # a CRM lead/contact that passes its filter creates a prospect
 create_in_crm: on_assignment  # a new prospect creates a CRM lead: on_assignment | always | never

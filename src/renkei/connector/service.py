@@ -9,6 +9,7 @@ what the next ``run()`` will do.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -393,17 +394,30 @@ class SyncService:
             Op(Action.UPDATE, None, obj, record_id, prospect_id, reason, writes=tuple(writes), record=rec)
         ]
 
+    def _same_store(self) -> bool:
+        """The CRM is this database's built-in CRM (filters can then run as SQL here)."""
+        crm = getattr(self.adapter, "crm", None)
+        return isinstance(self.adapter, BuiltinCrmAdapter) and getattr(crm, "engine", None) is self.engine
+
     def _passing(self, conn: Connection, obj: str, where: str, record_ids: Iterable[str]) -> set[str]:
         """Which of these records match the object's filter — compiled to SQL, so parent fields
         (``Account.Name``) and date literals mean exactly what they mean in ``renkei crm query``."""
         from renkei.crm.soql_sql import compile_where
         from renkei.store import dynamic
 
+        wanted = list(record_ids)
+        if not self._same_store():  # a CRM elsewhere (Salesforce): ask it, 200 ids per query
+            out: set[str] = set()
+            for start in range(0, len(wanted), 200):
+                ids = ", ".join(f"'{i}'" for i in wanted[start : start + 200] if _ID_CHARS.fullmatch(i))
+                if ids:
+                    rows = self.adapter.query(f"SELECT Id FROM {obj} WHERE ({where}) AND Id IN ({ids})")
+                    out |= {str(r["Id"]) for r in rows}
+            return out
         schema = dynamic.load_crm_schema(conn)
         table = schema.table(obj)
         condition = compile_where(schema, obj, where, now=self.clock.now())
-        wanted = list(record_ids)
-        out: set[str] = set()
+        out = set()
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             out |= {r.Id for r in conn.execute(sa.select(table.c.Id).where(table.c.Id.in_(chunk), condition))}
@@ -1251,6 +1265,9 @@ class _Links:
                 self.conn.execute(sa.select(sync_link).where(sync_link.c.prospect_id == prospect_id))
             )
         return self._by_prospect[prospect_id]
+
+
+_ID_CHARS = re.compile(r"[A-Za-z0-9]{15,18}")
 
 
 def _own_write(prospect: Mapping[str, Any]) -> bool:

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from renkei.clock import Clock
 from renkei.connector import config as c
 from renkei.connector.service import SyncService
+from renkei.core.sync.ports import CrmAdapter
 from renkei.errors import ConfigError
 from renkei.store.tables_sync import sync_setting_change
 
@@ -18,8 +19,19 @@ SCALAR_KEYS = {"paused", "auto_create_prospects", "create_in_crm", "prefer", "on
                "partial_writes", "cap", "queue_threshold", "rate_per_hour", "daily_api_budget", "placeholder"}  # fmt: skip
 
 
+def adapter_for(config: c.ConnectorConfig, clock: Clock) -> CrmAdapter | None:
+    """The CRM adapter ``crm:`` in connector.yaml names (None: the built-in CRM of this database)."""
+    if config.crm.type == "salesforce":
+        from renkei.connector.adapters.salesforce import SalesforceAdapter, SalesforceClient
+
+        assert config.crm.salesforce is not None  # the config's validator insists
+        return SalesforceAdapter(SalesforceClient(config.crm.salesforce, clock=clock))
+    return None
+
+
 def service(engine: Engine, clock: Clock, path: Path | None = None) -> SyncService:
-    return SyncService(engine, c.load(path), clock=clock)
+    config = c.load(path)
+    return SyncService(engine, config, clock=clock, adapter=adapter_for(config, clock))
 
 
 def set_value(

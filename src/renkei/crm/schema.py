@@ -144,6 +144,44 @@ class FieldDef:
                 return v.value
         return None
 
+    @classmethod
+    def from_describe(cls, d: Mapping[str, Any]) -> FieldDef:
+        """A field of a Salesforce describe (``renkei serve``'s or a real org's). Types this model
+        does not have (address, location, base64, time, encryptedstring, anyType …) read as text."""
+        try:
+            kind = FieldType(str(d.get("type")))
+        except ValueError:
+            kind = FieldType.STRING
+        return cls(
+            name=str(d["name"]),
+            type=kind,
+            label=str(d.get("label") or ""),
+            length=int(d.get("length") or 0),
+            precision=int(d.get("precision") or 0),
+            scale=int(d.get("scale") or 0),
+            nillable=bool(d.get("nillable", True)),
+            createable=bool(d.get("createable", True)),
+            updateable=bool(d.get("updateable", True)),
+            defaulted_on_create=bool(d.get("defaultedOnCreate", False)),
+            default_value=d.get("defaultValue"),
+            custom=bool(d.get("custom", False)),
+            unique=bool(d.get("unique", False)),
+            external_id=bool(d.get("externalId", False)),
+            calculated=bool(d.get("calculated", False)),
+            picklist_values=tuple(
+                PicklistValue(
+                    str(v["value"]),
+                    v.get("label"),
+                    bool(v.get("active", True)),
+                    bool(v.get("defaultValue", False)),
+                )
+                for v in d.get("picklistValues") or ()
+            ),  # fmt: skip
+            restricted_picklist=bool(d.get("restrictedPicklist", False)),
+            reference_to=tuple(d.get("referenceTo") or ()),
+            relationship_name=d.get("relationshipName"),
+        )
+
     def to_describe(self) -> dict[str, Any]:
         length = self.length if self.is_text else 0
         return {
