@@ -25,7 +25,7 @@ from renkei.core.identity import email_key
 from renkei.core.sync.judge import Decision, Evidence, Observed, Rule, Side, decide, is_blank, same
 from renkei.core.sync.messages import Action, FieldWrite, Op
 from renkei.core.sync.messages import jsonable as _jsonable
-from renkei.core.sync.ports import CrmAdapter, Cursor
+from renkei.core.sync.ports import CrmAdapter, Cursor, ReadsManyChanges
 from renkei.crm.service import CrmService
 from renkei.errors import InputError, NotFoundError
 from renkei.store import tables as t
@@ -91,19 +91,21 @@ class SyncService:
         crm: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in CRM_OBJECTS}
         mirrored: dict[str, list[Mapping[str, Any]]] = {o: [] for o in _MIRRORED}
         new_cursors: dict[str, Cursor | None] = {}
-        for obj in (*CRM_OBJECTS, *_MIRRORED):
-            cursor = cursors[f"crm:{obj}"]
-            while True:
-                batch = self.adapter.changes(obj, cursor)
+        pending = {obj: cursors[f"crm:{obj}"] for obj in (*CRM_OBJECTS, *_MIRRORED)}
+        while pending:  # one batch of every unfinished object per round
+            if isinstance(self.adapter, ReadsManyChanges):
+                batches = self.adapter.changes_many(pending)
+            else:
+                batches = {obj: self.adapter.changes(obj, cursor) for obj, cursor in pending.items()}
+            for obj, batch in batches.items():
                 for rec in batch.records:
                     if obj in crm:
                         crm[obj][str(rec["Id"])] = dict(rec)
                     else:
                         mirrored[obj].append(rec)
-                cursor = batch.cursor
+                pending[obj] = batch.cursor
                 if batch.done:
-                    break
-            new_cursors[f"crm:{obj}"] = cursor
+                    new_cursors[f"crm:{obj}"] = pending.pop(obj)
         # records queued by a retry or an earlier over-full cycle
         by_source: dict[str, list[str]] = {}
         for item in queued:
@@ -174,6 +176,14 @@ class SyncService:
             conn,
             {k for _, r in ordered if links.crm(str(r["Id"])) is None and (k := email_key(r.get("Email")))},
         )
+        # the records already linked to those emails' prospects: whether each is in the recycle bin,
+        # read in batches now rather than one call per matching CRM record below
+        candidate_ids = {c["id"] for cands in by_key.values() for c in cands}
+        links.prefetch(set(), candidate_ids)
+        linked_elsewhere = [pair for pid in candidate_ids if (pair := links.prospect(pid)) is not None]
+        in_recycle_bin = {
+            crm_id: bool(r.get("IsDeleted")) for crm_id, r in self._read_current(g, linked_elsewhere).items()
+        }
         for obj, rec in ordered:
             rid = str(rec["Id"])
             link = links.crm(rid)
@@ -275,7 +285,11 @@ class SyncService:
                 if (
                     existing is not None
                     and existing[0] != rid
-                    and self._deleted_in_crm(existing[1], existing[0])
+                    and (
+                        in_recycle_bin[existing[0]]
+                        if existing[0] in in_recycle_bin
+                        else self._deleted_in_crm(existing[1], existing[0])
+                    )
                 ):
                     existing = (
                         None  # its record is in the CRM's recycle bin: this record takes the prospect over
@@ -334,6 +348,12 @@ class SyncService:
         # marketing-side changes
         agreed = self._states(conn, [pid for pid, row in g.prospects.items()
                                      if links.prospect(pid) is not None and pid not in touched_pairs and not _own_write(row)])  # fmt: skip
+        linked_changes = [
+            (pid, pair) for pid, prospect in g.prospects.items()
+            if pid not in touched_pairs and not prospect.get("isDeleted") and not _own_write(prospect)
+            and (pair := links.prospect(pid)) is not None and not self._ma_unchanged(pair[1], prospect, agreed.get(pid, {}))
+        ]  # fmt: skip
+        current = self._read_current(g, [pair for _, pair in linked_changes])
         for pid, prospect in g.prospects.items():
             if pid in touched_pairs or prospect.get("isDeleted"):
                 continue
@@ -344,10 +364,10 @@ class SyncService:
                 crm_id, obj = pair
                 if self._ma_unchanged(obj, prospect, agreed.get(pid, {})):
                     continue  # only our own writes (or unmapped fields) changed: nothing to send, no CRM read
-                rows = self.adapter.read(obj, [crm_id])
-                if not rows:
+                found = current.get(crm_id)
+                if found is None:
                     continue
-                rec = dict(rows[0])
+                rec = dict(found)
                 if rec.get("IsDeleted"):
                     continue
                 ops += self._update_ops(
@@ -450,6 +470,20 @@ class SyncService:
             )
             for pid, values in rows:
                 out[int(pid)] = _pairs(values)
+        return out
+
+    def _read_current(self, g: _Gathered, pairs: Sequence[tuple[str, str]]) -> dict[str, Mapping[str, Any]]:
+        """The CRM records of (CRM id, object) pairs: from the cycle's gathered changes when there,
+        else read in batches (one read per object and 200 ids, not one call per record)."""
+        out: dict[str, Mapping[str, Any]] = {}
+        missing: dict[str, list[str]] = {}
+        for crm_id, obj in pairs:
+            if crm_id in g.crm.get(obj, {}):
+                out[crm_id] = g.crm[obj][crm_id]
+            else:
+                missing.setdefault(obj, []).append(crm_id)
+        for obj, wanted in missing.items():
+            out.update({str(r["Id"]): r for r in self.adapter.read(obj, wanted)})
         return out
 
     def _ma_unchanged(
@@ -1010,11 +1044,19 @@ class SyncService:
         # prospect accounts for linked contacts (only when accounts changed: an idle cycle stays O(changes))
         changed_accounts = {str(a["Id"]) for a in mirrored.get("Account", [])}
         if changed_accounts:
-            for contact_link in conn.execute(
-                sa.select(sync_link).where(sync_link.c.crm_object == "Contact")
-            ).all():
-                rows = self.adapter.read("Contact", [contact_link.crm_id])
-                account = rows[0].get("AccountId") if rows else None
+            # the contacts of the changed accounts, one query per 200 accounts (not a read per link)
+            account_of: dict[str, str] = {}
+            valid = sorted(a for a in changed_accounts if ids.is_valid(a))
+            for start in range(0, len(valid), 200):
+                quoted = ", ".join(f"'{a}'" for a in valid[start : start + 200])
+                for rec in self.adapter.query(
+                    f"SELECT Id, AccountId FROM Contact WHERE AccountId IN ({quoted})"
+                ):
+                    account_of[str(rec["Id"])] = str(rec["AccountId"])
+            contact_links = conn.execute(sa.select(sync_link).where(
+                sync_link.c.crm_object == "Contact", sync_link.c.crm_id.in_(list(account_of)))).all()  # fmt: skip
+            for contact_link in contact_links:
+                account = account_of.get(contact_link.crm_id)
                 if account in changed_accounts:
                     pa_id = conn.execute(sa.select(pa.c.id).where(pa.c.salesforceId == account)).scalar()
                     if pa_id is not None:

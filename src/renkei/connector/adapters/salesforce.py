@@ -36,6 +36,9 @@ from renkei.core.sync.ports import ChangeBatch, Cursor, WriteResult
 from renkei.errors import ConfigError, FieldError, InputError, NotFoundError, RenkeiError, RetriableError
 
 BATCH = 200
+#: Composite: subrequests per call, and how many of them may be queries (Salesforce's limits).
+COMPOSITE_LIMIT = 25
+COMPOSITE_QUERIES = 5
 RETRY_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE"})
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 
@@ -182,6 +185,32 @@ def parse_sf_datetime(value: str) -> dt.datetime:
 
 def _window(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def changes_soql(object_name: str, fields: Sequence[str], after: tuple[dt.datetime, str] | None) -> str:
+    """queryAll SOQL for the records changed (deleted ones included) since ``after``'s second."""
+    wanted = list(dict.fromkeys(["Id", "SystemModstamp", "IsDeleted", *fields]))
+    soql = f"SELECT {', '.join(wanted)} FROM {object_name}"
+    if after is not None:
+        soql += f" WHERE SystemModstamp >= {soql_datetime(after[0].replace(microsecond=0))}"
+    return soql + " ORDER BY SystemModstamp, Id"
+
+
+def _changed_records(
+    pages: Iterator[dict[str, Any]], after: tuple[dt.datetime, str] | None, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """The records after ``after``, stopping past ``limit`` at a millisecond boundary (see
+    ``SalesforceClient.changes_since``). Returns (records, done)."""
+    out: list[dict[str, Any]] = []
+    for page in pages:
+        for rec in page["records"]:
+            stamp = parse_sf_datetime(rec["SystemModstamp"])
+            if after is not None and stamp <= after[0]:
+                continue
+            if len(out) >= limit and stamp != parse_sf_datetime(out[-1]["SystemModstamp"]):
+                return out, False
+            out.append(rec)
+    return out, True
 
 
 @dataclass
@@ -331,6 +360,20 @@ class SalesforceClient:
         self._describes[object_name] = (now, describe)
         return describe
 
+    def describe_many(self, object_names: Sequence[str]) -> None:
+        """Fill the describe cache for the objects not cached yet, in one Composite call."""
+        now = self.clock.now()
+        stale = [
+            o for o in dict.fromkeys(object_names)
+            if o not in self._describes
+            or (now - self._describes[o][0]).total_seconds() >= self.config.describe_ttl_seconds
+        ]  # fmt: skip
+        for start in range(0, len(stale), COMPOSITE_LIMIT):
+            chunk = stale[start : start + COMPOSITE_LIMIT]
+            bodies = self.composite([("GET", f"sobjects/{o}/describe", None) for o in chunk])
+            for obj, describe in zip(chunk, bodies, strict=True):
+                self._describes[obj] = (now, dict(describe))
+
     def field_names(self, object_name: str) -> set[str]:
         return {f["name"] for f in self.describe(object_name)["fields"]}
 
@@ -374,21 +417,61 @@ class SalesforceClient:
         the next call skips everything up to and including the cursor's millisecond. SOQL
         datetimes have whole seconds, so the query starts at the cursor's second and the rest
         is filtered here. Returns (records, done)."""
-        wanted = list(dict.fromkeys(["Id", "SystemModstamp", "IsDeleted", *fields]))
-        soql = f"SELECT {', '.join(wanted)} FROM {object_name}"
-        if after is not None:
-            soql += f" WHERE SystemModstamp >= {soql_datetime(after[0].replace(microsecond=0))}"
-        soql += " ORDER BY SystemModstamp, Id"
-        out: list[dict[str, Any]] = []
-        for page in self.query_pages(soql, include_deleted=True):
-            for rec in page["records"]:
-                stamp = parse_sf_datetime(rec["SystemModstamp"])
-                if after is not None and stamp <= after[0]:
-                    continue
-                if len(out) >= limit and stamp != parse_sf_datetime(out[-1]["SystemModstamp"]):
-                    return out, False
-                out.append(rec)
-        return out, True
+        soql = changes_soql(object_name, fields, after)
+        return _changed_records(self.query_pages(soql, include_deleted=True), after, limit)
+
+    def changes_many(
+        self, wanted: Mapping[str, tuple[Sequence[str], tuple[dt.datetime, str] | None]], *, limit: int = 2000
+    ) -> dict[str, tuple[list[dict[str, Any]], bool]]:
+        """``changes_since`` for several objects, their first pages read in one Composite call
+        (five queries a call, Salesforce's limit); later pages follow ``nextRecordsUrl``."""
+        out: dict[str, tuple[list[dict[str, Any]], bool]] = {}
+        names = list(wanted)
+        for start in range(0, len(names), COMPOSITE_QUERIES):
+            chunk = names[start : start + COMPOSITE_QUERIES]
+            first_pages = self.composite(
+                [("GET", f"queryAll?q={quote(changes_soql(obj, *wanted[obj]))}", None) for obj in chunk]
+            )
+            for obj, page in zip(chunk, first_pages, strict=True):
+                out[obj] = _changed_records(self._pages_from(page), wanted[obj][1], limit)
+        return out
+
+    def _pages_from(self, page: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        while True:
+            yield page
+            if page.get("done", True) or not page.get("nextRecordsUrl"):
+                return
+            page = self.request("GET", page["nextRecordsUrl"])
+
+    def composite(self, subrequests: Sequence[tuple[str, str, Any]]) -> list[Any]:
+        """Up to 25 subrequests (method, path under the version root, body) in ONE API call; the
+        bodies in order. A failed subrequest raises as the same request alone would."""
+        if len(subrequests) > COMPOSITE_LIMIT:
+            raise ValueError(f"at most {COMPOSITE_LIMIT} subrequests per composite call")
+        body = {
+            "allOrNone": False,
+            "compositeRequest": [
+                {"method": m, "url": f"{self.config.base_path}/{path}", "referenceId": f"r{i}"}
+                | ({"body": b} if b is not None else {})
+                for i, (m, path, b) in enumerate(subrequests)
+            ],
+        }
+        answer = self.request("POST", "composite", json=body)
+        bodies: list[Any] = []
+        for (method, path, _), sub in zip(subrequests, answer["compositeResponse"], strict=True):
+            status = int(sub["httpStatusCode"])
+            if status >= 300:
+                errors = [
+                    FieldError(str(e.get("errorCode") or e.get("statusCode")), str(e.get("message", "")), tuple(e.get("fields") or ()))
+                    for e in (sub.get("body") or [])
+                    if isinstance(e, Mapping)
+                ]  # fmt: skip
+                if _retriable(status, errors):
+                    code = errors[0].code if errors else "SERVER_UNAVAILABLE"
+                    raise RetriableError(f"{method} {path}: {code}", code=code)
+                _raise_for(status, errors, path)
+            bodies.append(sub.get("body"))
+        return bodies
 
     def updated(self, object_name: str, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
         return dict(
@@ -573,6 +656,19 @@ class SalesforceAdapter:
         rows = self._rows(object_name, raw)
         out = Cursor(rows[-1]["SystemModstamp"], rows[-1]["Id"]) if rows else cursor
         return ChangeBatch(tuple(rows), out, done)
+
+    def changes_many(self, cursors: Mapping[str, Cursor | None], limit: int = 2000) -> dict[str, ChangeBatch]:
+        """One batch of changes per object, the objects' first pages read in one Composite call."""
+        self.client.describe_many(list(cursors))
+        wanted = {
+            obj: (list(self._fields(obj)), (c.modstamp, c.id) if c else None) for obj, c in cursors.items()
+        }
+        out: dict[str, ChangeBatch] = {}
+        for obj, (raw, done) in self.client.changes_many(wanted, limit=limit).items():
+            rows = self._rows(obj, raw)
+            cursor = Cursor(rows[-1]["SystemModstamp"], rows[-1]["Id"]) if rows else cursors[obj]
+            out[obj] = ChangeBatch(tuple(rows), cursor, done)
+        return out
 
     def read(self, object_name: str, ids: Sequence[str]) -> list[Mapping[str, Any]]:
         fields = ", ".join(self._fields(object_name))

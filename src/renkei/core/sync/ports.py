@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 MAX_BATCH = 200
 
@@ -60,3 +60,13 @@ class CrmAdapter(Protocol):
     def count(self, object_name: str, where: str | None) -> int: ...
 
     def query(self, soql: str) -> list[Mapping[str, Any]]: ...
+
+
+@runtime_checkable
+class ReadsManyChanges(Protocol):
+    """Optional: an adapter that reads one batch of changes of several objects at once (the
+    Salesforce adapter: one Composite call), so an idle cycle costs one call, not one per object."""
+
+    def changes_many(
+        self, cursors: Mapping[str, Cursor | None], limit: int = 2000
+    ) -> dict[str, ChangeBatch]: ...

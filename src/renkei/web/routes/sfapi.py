@@ -18,6 +18,7 @@ from renkei.crm.service import CrmService
 from renkei.errors import RenkeiError
 from renkei.sfapi import SUPPORTED_VERSIONS
 from renkei.sfapi.auth import CrmUser, InvalidSessionError, OAuthError, TokenService
+from renkei.sfapi.composite import CompositeRunner
 from renkei.sfapi.cursors import QueryCursors, batch_size
 from renkei.sfapi.resources import SalesforceApi
 from renkei.sfapi.usage import ApiUsage, daily_limit_from_env
@@ -239,6 +240,17 @@ def _collection(request: Request, version: str, user: CrmUser, body: Any, op: st
     _count(request, len(records) if isinstance(records, list) else 0)
     api = _api(request, user, version)
     return api.collection_create(body) if op == "create" else api.collection_update(body)
+
+
+@router.post(V + "/composite")
+@router.post(V + "/composite/", include_in_schema=False)
+def composite(
+    request: Request, version: str, user: User, body: Annotated[Any, Body()] = None
+) -> dict[str, Any]:
+    """Up to 25 subrequests; one call against the allocation and one row of the request log."""
+    result, records = CompositeRunner(_api(request, user, version)).run(body)
+    _count(request, records)
+    return result
 
 
 @router.post(V + "/composite/sobjects")
