@@ -66,3 +66,43 @@ sfapi_query_page = sa.Table(
     sa.Column("expires_at", UTCDateTime(), nullable=False),
     sa.Index("ix_sfapi_query_page_expires", "expires_at"),
 )
+
+#: Bulk API 2.0 jobs (ingest and query); kept until deleted, so a restart loses none.
+sfapi_bulk_job = sa.Table(
+    "sfapi_bulk_job",
+    metadata,
+    sa.Column("id", sa.String(18), primary_key=True),
+    sa.Column("job_type", sa.String(16), nullable=False),  # V2Ingest | V2Query
+    sa.Column("operation", sa.String(16), nullable=False),
+    sa.Column("object", sa.String(80), nullable=True),
+    sa.Column("external_id_field", sa.String(80), nullable=True),
+    sa.Column("query", sa.Text(), nullable=True),
+    sa.Column("line_ending", sa.String(4), nullable=False),
+    sa.Column("column_delimiter", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("api_version", sa.String(8), nullable=False),
+    sa.Column("created_by", sa.String(18), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("modstamp", UTCDateTime(), nullable=False),
+    #: When processing last claimed the job (a stale claim is taken over after a restart).
+    sa.Column("claimed_at", UTCDateTime(), nullable=True),
+    sa.Column("columns", sa.JSON(), nullable=True),
+    #: Upload rows handled so far (processing resumes there).
+    sa.Column("rows_done", sa.Integer(), nullable=False, default=0),
+    sa.Column("records_processed", sa.Integer(), nullable=False, default=0),
+    sa.Column("records_failed", sa.Integer(), nullable=False, default=0),
+    sa.Column("error_message", sa.Text(), nullable=True),
+    sa.Index("ix_sfapi_bulk_job_created", "created_at"),
+)
+
+#: A job's data, in parts: the uploaded CSV, and per processed chunk its result rows (CSV without
+#: a header) for successfulResults / failedResults, and a query job's result pages.
+sfapi_bulk_part = sa.Table(
+    "sfapi_bulk_part",
+    metadata,
+    sa.Column("job_id", sa.String(18), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),  # upload | success | failure | result
+    sa.Column("seq", sa.Integer(), primary_key=True),
+    sa.Column("rows", sa.Integer(), nullable=False),
+    sa.Column("content", sa.Text(), nullable=False),
+)

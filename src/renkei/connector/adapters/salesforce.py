@@ -10,13 +10,15 @@
 Retried with exponential backoff: HTTP 5xx, timeouts and connection errors, 429,
 REQUEST_LIMIT_EXCEEDED (403) and UNABLE_TO_LOCK_ROW (whole requests, and the records of a
 collection that failed with it). An expired session is renewed once per request when the config
-holds credentials. Bulk API 2.0 is not used: renkei's server does not implement it, so large
-writes go through collections too (200 records a call).
+holds credentials. Writes of more than ``bulk_threshold`` records (10,000) go through one Bulk
+API 2.0 ingest job (CSV), polled with backoff, its result files mapped back to per-record results.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import os
 import random
 import re
@@ -92,6 +94,11 @@ class SalesforceConfig(BaseModel):
     describe_ttl_seconds: float = 900.0
     #: Stop before the org's daily allocation is used up, keeping this many calls for people.
     budget_reserve: int = 0
+    #: Writes of more records than this go through Bulk API 2.0 (one job) instead of collections.
+    bulk_threshold: int = 10_000
+    #: First wait between polls of a Bulk job (then ×1.5 a poll, at most 30 s), and the give-up time.
+    bulk_poll_seconds: float = 1.0
+    bulk_timeout_seconds: float = 3600.0
 
     @model_validator(mode="after")
     def _credentials(self) -> SalesforceConfig:
@@ -285,9 +292,9 @@ class SalesforceClient:
 
     def request(
         self, method: str, path: str, *, params: Mapping[str, str] | None = None, json: Any = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None, content: bytes | None = None, text: bool = False,
     ) -> Any:  # fmt: skip
-        """One API call with retries; returns the decoded JSON (None for 204)."""
+        """One API call with retries; returns the decoded JSON (None for 204), or the body as text."""
         if self.config.budget_reserve and self.budget and self.budget.remaining <= self.config.budget_reserve:
             raise RetriableError(
                 f"daily API budget reserve reached ({self.budget.used}/{self.budget.max})",
@@ -306,7 +313,9 @@ class SalesforceClient:
             }
             self.calls += 1
             try:
-                response = self.http.request(method, url, params=params, json=json, headers=send_headers)
+                response = self.http.request(
+                    method, url, params=params, json=json, content=content, headers=send_headers
+                )
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 if attempt >= self.config.max_attempts:
                     raise RetriableError(
@@ -316,6 +325,8 @@ class SalesforceClient:
                 continue
             self._track(response)
             if response.status_code < 300:
+                if text:
+                    return response.text
                 return response.json() if response.content else None
             errors = _errors(response)
             if response.status_code == 401 and not renewed and self.config.flow != "token":
@@ -520,6 +531,66 @@ class SalesforceClient:
             )  # fmt: skip
         return results
 
+    # -- Bulk API 2.0 (large writes) ----------------------------------------------------------
+
+    def bulk_ingest(
+        self, object_name: str, operation: str, rows: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Write ``rows`` in one Bulk API 2.0 ingest job (CSV), wait for it with backoff, and return
+        collection-shaped results (``{"id","success","errors"}``) in input order. Rows an aborted
+        job never reached come back as SERVER_UNAVAILABLE (retriable)."""
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        cells = [[_csv_cell(r.get(c), c in r) for c in columns] for r in rows]
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows([columns, *cells])
+        job = self.request("POST", "jobs/ingest", json={
+            "object": object_name, "operation": operation, "contentType": "CSV", "lineEnding": "LF",
+            "columnDelimiter": "COMMA",
+        })  # fmt: skip
+        path = f"jobs/ingest/{job['id']}"
+        self.request(
+            "PUT", f"{path}/batches", content=out.getvalue().encode(), headers={"Content-Type": "text/csv"}
+        )
+        self.request("PATCH", path, json={"state": "UploadComplete"})
+        info = self._wait_for_job(path)
+        # rows are matched back by their cells: the result files echo each row as uploaded
+        slots: dict[tuple[str, ...], list[int]] = {}
+        for i, row in enumerate(cells):
+            slots.setdefault(tuple(row), []).append(i)
+        results: list[dict[str, Any] | None] = [None] * len(rows)
+
+        def place(row: list[str], result: dict[str, Any]) -> None:
+            free = slots.get(tuple(row[: len(columns)]))
+            if free:
+                results[free.pop(0)] = result
+
+        for rec in _csv_records(self.request("GET", f"{path}/successfulResults/", text=True)):
+            place(rec[2:], {"id": rec[0] or None, "success": True, "errors": []})
+        for rec in _csv_records(self.request("GET", f"{path}/failedResults/", text=True)):
+            place(rec[2:], {"id": rec[0] or None, "success": False, "errors": [_bulk_error(rec[1])]})
+        missing: dict[str, Any] = {
+            "statusCode": "SERVER_UNAVAILABLE" if info["state"] != "Failed" else "BULK_JOB_FAILED",
+            "message": f"not processed: Bulk job {job['id']} ended {info['state']}"
+            + (f" ({info['errorMessage']})" if info.get("errorMessage") else ""),
+            "fields": [],
+        }
+        return [r if r is not None else {"id": None, "success": False, "errors": [missing]} for r in results]
+
+    def _wait_for_job(self, path: str) -> dict[str, Any]:
+        """Poll with backoff until the job is finished; abort it and raise when it takes too long."""
+        waited, delay = 0.0, self.config.bulk_poll_seconds
+        while True:
+            info = dict(self.request("GET", path))
+            if info["state"] in ("JobComplete", "Failed", "Aborted"):
+                return info
+            if waited >= self.config.bulk_timeout_seconds:
+                self.request("PATCH", path, json={"state": "Aborted"})
+                raise RetriableError(f"Bulk job {path} still {info['state']} after {waited:.0f} s; aborted",
+                                     code="BULK_JOB_TIMEOUT")  # fmt: skip
+            self.sleep(delay)
+            waited += delay
+            delay = min(delay * 1.5, 30.0)
+
     def _with_lock_retries(self, items: list[Any], send: Callable[[list[Any]], Any]) -> list[dict[str, Any]]:
         """Send ``items``; resend only the records that failed with a lock error, with backoff."""
         results: list[dict[str, Any] | None] = [None] * len(items)
@@ -537,6 +608,29 @@ class SalesforceClient:
             pending = retry
             self._backoff(attempt)
         return [r for r in results if r is not None]
+
+
+def _csv_cell(value: Any, present: bool) -> str:
+    """A Bulk CSV cell: an absent field is empty (left unchanged), an explicit None is ``#N/A``."""
+    if not present:
+        return ""
+    if value is None:
+        return "#N/A"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _csv_records(text: str) -> list[list[str]]:
+    return [r for r in csv.reader(io.StringIO(text, newline=""))][1:]
+
+
+def _bulk_error(text: str) -> dict[str, Any]:
+    """``sf__Error`` (``STATUS_CODE:message:fields``; the first of several) as a collection error."""
+    first = text.split(";")[0]
+    code, _, rest = first.partition(":")
+    message, _, fields = rest.rpartition(":") if rest.count(":") else (rest, "", "")
+    return {"statusCode": code, "message": message, "fields": [f for f in fields.split(",") if f]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -683,14 +777,16 @@ class SalesforceAdapter:
         return out
 
     def create(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
-        return [
-            _write_result(r) for r in self.client.create_many(object_name, [_json_values(r) for r in records])
-        ]
+        rows = [_json_values(r) for r in records]
+        if len(rows) > self.client.config.bulk_threshold:
+            return [_write_result(r) for r in self.client.bulk_ingest(object_name, "insert", rows)]
+        return [_write_result(r) for r in self.client.create_many(object_name, rows)]
 
     def update(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
-        return [
-            _write_result(r) for r in self.client.update_many(object_name, [_json_values(r) for r in records])
-        ]
+        rows = [_json_values(r) for r in records]
+        if len(rows) > self.client.config.bulk_threshold:
+            return [_write_result(r) for r in self.client.bulk_ingest(object_name, "update", rows)]
+        return [_write_result(r) for r in self.client.update_many(object_name, rows)]
 
     def describe(self, object_name: str) -> Mapping[str, Any]:
         return self.client.describe(object_name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -18,6 +18,7 @@ from renkei.crm.service import CrmService
 from renkei.errors import RenkeiError
 from renkei.sfapi import SUPPORTED_VERSIONS
 from renkei.sfapi.auth import CrmUser, InvalidSessionError, OAuthError, TokenService
+from renkei.sfapi.bulk import BulkJobs, JobState, JobType
 from renkei.sfapi.composite import CompositeRunner
 from renkei.sfapi.cursors import QueryCursors, batch_size
 from renkei.sfapi.resources import SalesforceApi
@@ -119,7 +120,7 @@ def versions() -> list[dict[str, str]]:
 @router.get(V + "/", include_in_schema=False)
 def resources(version: str, user: User) -> dict[str, str]:
     base = f"/services/data/v{version}"
-    names = ("sobjects", "query", "queryAll", "limits", "composite")
+    names = ("sobjects", "query", "queryAll", "limits", "composite", "jobs")
     return {n: f"{base}/{n}" for n in names}
 
 
@@ -281,6 +282,109 @@ def collection_delete(
     result = _api(request, user, version).collection_delete(ids, (allOrNone or "").lower() == "true")
     _count(request, len(result))
     return result
+
+
+# -- Bulk API 2.0 --------------------------------------------------------------------------------
+
+_JOB_TYPES = {"ingest": JobType.INGEST, "query": JobType.QUERY}
+_INGEST_RESULTS = ("successfulResults", "failedResults", "unprocessedrecords")
+
+
+def _bulk(request: Request, version: str) -> BulkJobs:
+    return BulkJobs(request.app.state.engine, clock=request.app.state.clock, api_version=version)
+
+
+def _job_type(kind: str) -> JobType:
+    if kind not in _JOB_TYPES:
+        from renkei.errors import NotFoundError
+
+        raise NotFoundError("The requested resource does not exist")
+    return _JOB_TYPES[kind]
+
+
+@router.post(V + "/jobs/{kind}")
+@router.post(V + "/jobs/{kind}/", include_in_schema=False)
+def bulk_create(
+    request: Request, version: str, kind: str, user: User, body: Annotated[Any, Body()] = None
+) -> dict[str, Any]:
+    jobs = _bulk(request, version)
+    if _job_type(kind) is JobType.INGEST:
+        return jobs.create_ingest(user.id, body)
+    return jobs.create_query(user.id, body)
+
+
+@router.get(V + "/jobs/{kind}")
+@router.get(V + "/jobs/{kind}/", include_in_schema=False)
+def bulk_list(request: Request, version: str, kind: str, user: User) -> dict[str, Any]:
+    return _bulk(request, version).list_jobs(_job_type(kind))
+
+
+@router.get(V + "/jobs/{kind}/{job_id}")
+@router.get(V + "/jobs/{kind}/{job_id}/", include_in_schema=False)
+def bulk_info(
+    request: Request, version: str, kind: str, job_id: str, user: User, background: BackgroundTasks
+) -> dict[str, Any]:
+    jobs = _bulk(request, version)
+    if jobs.needs_processing(job_id, _job_type(kind)):  # e.g. the server restarted before processing
+        background.add_task(jobs.process, job_id)
+    return jobs.info(job_id, _job_type(kind))
+
+
+@router.patch(V + "/jobs/{kind}/{job_id}")
+@router.patch(V + "/jobs/{kind}/{job_id}/", include_in_schema=False)
+def bulk_set_state(
+    request: Request, version: str, kind: str, job_id: str, user: User, background: BackgroundTasks,
+    body: Annotated[Any, Body()] = None,
+) -> dict[str, Any]:  # fmt: skip
+    jobs = _bulk(request, version)
+    info = jobs.set_state(job_id, _job_type(kind), body)
+    if info["state"] == JobState.UPLOAD_COMPLETE.value:
+        background.add_task(jobs.process, job_id)  # after the response: the client sees UploadComplete
+    return info
+
+
+@router.delete(V + "/jobs/{kind}/{job_id}", status_code=204)
+@router.delete(V + "/jobs/{kind}/{job_id}/", status_code=204, include_in_schema=False)
+def bulk_delete(request: Request, version: str, kind: str, job_id: str, user: User) -> Response:
+    _bulk(request, version).delete(job_id, _job_type(kind))
+    return Response(status_code=204)
+
+
+@router.put(V + "/jobs/ingest/{job_id}/batches", status_code=201)
+@router.put(V + "/jobs/ingest/{job_id}/batches/", status_code=201, include_in_schema=False)
+async def bulk_upload(request: Request, version: str, job_id: str, user: User) -> Response:
+    content = await request.body()
+    rows = await run_in_threadpool(_bulk(request, version).upload, job_id, content)
+    _count(request, rows)
+    return Response(status_code=201)
+
+
+def _csv(text: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(text, media_type="text/csv", headers=headers)
+
+
+@router.get(V + "/jobs/ingest/{job_id}/{result}")
+@router.get(V + "/jobs/ingest/{job_id}/{result}/", include_in_schema=False)
+def bulk_ingest_results(request: Request, version: str, job_id: str, result: str, user: User) -> Response:
+    if result not in _INGEST_RESULTS:
+        from renkei.errors import NotFoundError
+
+        raise NotFoundError("The requested resource does not exist")
+    text, rows = _bulk(request, version).results(job_id, result)
+    _count(request, rows)
+    return _csv(text)
+
+
+@router.get(V + "/jobs/query/{job_id}/results")
+@router.get(V + "/jobs/query/{job_id}/results/", include_in_schema=False)
+def bulk_query_results(
+    request: Request, version: str, job_id: str, user: User, locator: str | None = None,
+    maxRecords: int | None = None,  # noqa: N803
+) -> Response:  # fmt: skip
+    page = _bulk(request, version).query_results(job_id, locator, maxRecords)
+    _count(request, page.records)
+    headers = {"Sforce-Locator": page.locator or "null", "Sforce-NumberOfRecords": str(page.records)}
+    return _csv(page.csv, headers)
 
 
 @router.post("/services/oauth2/token")
