@@ -32,7 +32,8 @@ def _svc() -> Any:
 def _summary(d: dict[str, Any]) -> None:
     counts = d.get("counts") or {}
     print(f"run {d.get('runId')}: {d.get('status')}; CRM {counts.get('crm')}, marketing {counts.get('ma')}, "
-          f"links {counts.get('link')}, skipped {counts.get('skip')}, errors {len(d.get('errors') or [])}")  # fmt: skip
+          f"links {counts.get('link')}, skipped {counts.get('skip')}, errors {len(d.get('errors') or [])}"
+          + (f", tasks {counts['tasks']}" if "tasks" in counts else ""))  # fmt: skip
 
 
 @sync_app.command("run")
@@ -148,9 +149,13 @@ def init(path: Annotated[Path | None, typer.Option(help="Where to write (default
 def _install(eng: Any) -> list[str]:
     crm = CrmService(eng, clock=clock())
     added = []
-    for obj in ("Lead", "Contact"):
+    for obj, fields in (
+        ("Lead", c.PACKAGE_FIELDS),
+        ("Contact", c.PACKAGE_FIELDS),
+        ("Task", c.PACKAGE_TASK_FIELDS),
+    ):
         existing = {f["name"] for f in crm.describe(obj)["fields"]}
-        for name, kind, kw in c.PACKAGE_FIELDS:
+        for name, kind, kw in fields:
             if name not in existing:
                 crm.add_field(obj, name, kind, **kw)
                 added.append(f"{obj}.{name}")
@@ -160,7 +165,8 @@ def _install(eng: Any) -> list[str]:
 @connector_app.command("install-package")
 @handle_errors
 def install_package(as_json: JsonOpt = False) -> None:
-    """Add the managed package's pi__ fields (score, grade, dates, UTM …) to Lead and Contact."""
+    """Add the managed package's pi__ fields (score, grade, dates, UTM …) to Lead and Contact, and the
+    activity key to Task."""
     if c.load().crm.type != "builtin":
         raise ConfigError("crm.type is salesforce: the pi__ fields are added in the org itself (install the "
                           "Account Engagement package, or create them in Setup); `renkei config check` then "

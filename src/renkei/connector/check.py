@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from renkei.connector.config import CRM_OBJECTS, ConnectorConfig
+from renkei.connector.config import CRM_OBJECTS, TASK_KEY_FIELD, ConnectorConfig
 from renkei.core.sync.judge import Rule
 from renkei.core.sync.ports import CrmAdapter
 from renkei.crm.schema import FieldDef, FieldType
@@ -139,6 +139,9 @@ def check_config(
              "assigned prospects create leads owned by the connector user")  # fmt: skip
     if cfg.paused:
         warn("PAUSED", "the connector is paused: nothing syncs")
+    if cfg.activity_tasks.enabled and crm.object("Task").field(TASK_KEY_FIELD) is None:
+        err("UNKNOWN_CRM_FIELD", f"activity_tasks: Task.{TASK_KEY_FIELD} does not exist, so no task is exported "
+            "(run `renkei connector install-package`)")  # fmt: skip
     return {"ok": not errors, "errors": errors, "warnings": warnings, "counts": counts}
 
 

@@ -37,6 +37,42 @@ class ObjectSettings(BaseModel):
     filter: str | None = Field(None, description="SOQL WHERE: which records sync")
 
 
+#: Visitor activities sales wants to see as CRM tasks (``code`` or ``code/typeName``): form, form handler
+#: and landing-page successes, email link clicks, file views (downloads) and custom-redirect clicks.
+DEFAULT_TASK_TYPES: tuple[int | str, ...] = (4, "1/Email Tracker", "2/File", 21)
+
+
+class ActivityTasks(BaseModel):
+    """Opt-in export of new visitor activities of linked prospects as completed CRM ``Task`` records."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    types: list[int | str] = Field(default_factory=lambda: list(DEFAULT_TASK_TYPES),
+                                   description="activity type codes, or code/typeName for one asset kind")  # fmt: skip
+    subject_prefix: str = "[MA] "
+    status: str = "Completed"
+    backfill_days: int = Field(30, ge=0, description="how far back a newly linked prospect's activities go")
+
+    @field_validator("types")
+    @classmethod
+    def _selectors(cls, value: list[int | str]) -> list[int | str]:
+        for entry in value:
+            _selector(entry)
+        return value
+
+    def selectors(self) -> list[tuple[int, str | None]]:
+        """(type code, typeName or None for any) pairs an activity must match one of."""
+        return [_selector(e) for e in self.types]
+
+
+def _selector(entry: int | str) -> tuple[int, str | None]:
+    code, _, name = str(entry).partition("/")
+    if not code.strip().isdigit():
+        raise ValueError(f"activity type {entry!r}: use a type code (4) or code/typeName (2/File)")
+    return int(code), name.strip() or None
+
+
 #: Rules under which a CRM value never reaches marketing.
 _NEVER_PULLED = (Rule.MA_TO_CRM, Rule.MA_WINS, Rule.NONE)
 
@@ -78,6 +114,7 @@ class ConnectorConfig(BaseModel):
         default_factory=lambda: {o: ObjectSettings() for o in CRM_OBJECTS}
     )
     fields: list[FieldMapping] = Field(default_factory=list)
+    activity_tasks: ActivityTasks = Field(default_factory=ActivityTasks)
 
     @field_validator("fields")
     @classmethod
@@ -164,6 +201,10 @@ PACKAGE_FIELDS: list[tuple[str, str, dict[str, Any]]] = [
     ("pi__comments__c", "longtextarea", {}),
 ]
 
+#: On Task: which visitor activity a task was exported from (the key that keeps the export idempotent).
+TASK_KEY_FIELD = "pi__activity_id__c"
+PACKAGE_TASK_FIELDS: list[tuple[str, str, dict[str, Any]]] = [(TASK_KEY_FIELD, "text", {"length": 40})]
+
 DEFAULT_YAML = """\
 # renkei connector: prospects (marketing) <-> leads and contacts (CRM).
 # Rules per field: crm_wins | ma_wins | most_recent (AE's three) and crm_wins_unless_blank |
@@ -201,6 +242,14 @@ objects:
     filter: null
   Contact:
     filter: null
+activity_tasks:               # visitor activities of linked prospects -> completed CRM Task records
+  enabled: false              # opt-in; needs Task.pi__activity_id__c (renkei connector install-package)
+  # which activities: a type code (4 = every success) or code/typeName (2/File = file views only);
+  # default: form/form handler/landing page successes, email link clicks, file views, custom redirects
+  types: [4, 1/Email Tracker, 2/File, 21]
+  subject_prefix: "[MA] "     # Subject = prefix + activity type + asset, e.g. "[MA] Success (Form): Contact us"
+  status: Completed           # Task.Status of the exported tasks
+  backfill_days: 30           # a prospect linked later brings its activities of the last N days
 fields:
 """ + "".join(
     f"  - {{ma: {f['ma']}, crm: {f['crm'] if isinstance(f['crm'], str) else yaml.safe_dump(f['crm'], default_flow_style=True).strip()}, rule: {f['rule']}"

@@ -620,6 +620,13 @@ class SyncService:
             counts = _counts(ops)
             conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(
                 finished_at=self.clock.now(), status="done", counts=counts))  # fmt: skip
+        if self.config.activity_tasks.enabled:  # opt-in: visitor activities → CRM tasks (tasks_export.py)
+            from renkei.connector.tasks_export import export_tasks
+
+            exported = export_tasks(self, run_id)
+            counts["tasks"], errors = exported.counts(), [*errors, *exported.errors]
+            with self.engine.begin() as conn:
+                conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(counts=counts))
         return {"runId": run_id, "status": "done", "counts": counts, "errors": errors,
                 "crmCalls": dict(getattr(self.adapter, "calls", {}))}  # fmt: skip
 

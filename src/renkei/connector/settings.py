@@ -39,8 +39,8 @@ def set_value(
 ) -> dict[str, Any]:
     """Change one setting in connector.yaml (validated before it is saved) and record who and when.
 
-    Keys: the top-level settings, ``objects.Lead.filter``, ``fields.<prospect field>.rule`` and
-    ``fields.<prospect field>.sync_blanks``."""
+    Keys: the top-level settings, ``objects.Lead.filter``, ``fields.<prospect field>.rule``,
+    ``fields.<prospect field>.sync_blanks`` and ``activity_tasks.<key>`` (enabled, types, …)."""
     path = path or c.config_path()
     text = path.read_text(encoding="utf-8") if path.exists() else c.DEFAULT_YAML
     data = yaml.safe_load(text) or {}
@@ -53,6 +53,10 @@ def set_value(
         objects = data.setdefault("objects", {})
         old = (objects.get(parts[1]) or {}).get("filter")
         objects.setdefault(parts[1], {})["filter"] = value
+    elif parts[0] == "activity_tasks" and len(parts) == 2:
+        section = data.get("activity_tasks") or {}
+        old = section.get(parts[1])
+        data["activity_tasks"] = section | {parts[1]: value}
     elif parts[0] == "fields" and len(parts) == 3 and parts[2] in ("rule", "sync_blanks"):
         mapping = next((m for m in data.get("fields", []) if m.get("ma") == parts[1]), None)
         if mapping is None:
@@ -61,7 +65,7 @@ def set_value(
         mapping[parts[2]] = value
     else:
         raise ConfigError(f"unknown setting {key!r} (use one of {', '.join(sorted(SCALAR_KEYS))}, "
-                          "objects.<Object>.filter, fields.<field>.rule, fields.<field>.sync_blanks)")  # fmt: skip
+                          "objects.<Object>.filter, fields.<field>.rule, fields.<field>.sync_blanks, activity_tasks.<key>)")  # fmt: skip
     new_text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
     c.parse(new_text, str(path))  # refuse an invalid result before anything is saved
     path.write_text(new_text, encoding="utf-8")

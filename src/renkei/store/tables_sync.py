@@ -115,5 +115,26 @@ sync_setting_change = sa.Table(
     sa.Column("new", sa.JSON()),
 )
 
+#: Links made by a run: the task export finds newly linked prospects by run without a full scan.
+sync_link_run_index = sa.Index("ix_sync_link_run", sync_link.c.run_id)
+
+#: Visitor activities exported as CRM tasks (``activity_tasks``). A row is written ``pending`` before
+#: the CRM create and ``done`` with the Task id after it, so a crash in between is found on the next
+#: run and settled by looking the Task up by its key field instead of creating it twice.
+sync_activity_task = sa.Table(
+    "sync_activity_task",
+    metadata,
+    sa.Column("activity_id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("prospect_id", sa.Integer(), nullable=False),
+    sa.Column("who_id", sa.String(18)),
+    sa.Column("task_id", sa.String(18)),
+    sa.Column("state", sa.String(10), nullable=False),  # pending, done, failed
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime()),
+    sa.Column("run_id", sa.Integer()),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_sync_activity_task_open", "state", "prospect_id"),
+)
+
 SYNC_TABLES = (sync_link, sync_state, sync_watermark, sync_run, sync_audit, sync_error, sync_queue,
-               sync_setting_change)  # fmt: skip
+               sync_setting_change, sync_activity_task)  # fmt: skip
