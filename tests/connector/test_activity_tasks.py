@@ -12,9 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
 
-from renkei.cli import app
 from renkei.connector import config as c
 from renkei.connector.adapters.builtin import BuiltinCrmAdapter
 from renkei.connector.service import SyncService
@@ -24,14 +22,7 @@ from renkei.crm.service import CrmService
 from renkei.marketing.activity_service import NewActivity, record_activities
 from renkei.store.db import get_engine
 from renkei.store.tables_sync import sync_activity_task, sync_audit
-
-runner = CliRunner()
-
-
-def cli(*args: str) -> Any:
-    result = runner.invoke(app, [*args, "--json"])
-    assert result.exit_code == 0, (args, result.stdout, result.stderr)
-    return json.loads(result.stdout)
+from tests.cli_helpers import cli
 
 
 @pytest.fixture
@@ -199,7 +190,7 @@ def test_config_check_wants_the_task_key_field(
     monkeypatch.setenv("RENKEI_CONNECTOR_CONFIG", str(config))
     cli("connector", "init", "--no-install-package")
     cli("connector", "set", "activity_tasks.enabled", "true")
-    result = runner.invoke(app, ["config", "check", "--json"])
+    result = cli("config", "check", ok=False)
     assert result.exit_code == 1
     assert [e["code"] for e in json.loads(result.stdout)["errors"] if "activity_tasks" in e["message"]] == [
         "UNKNOWN_CRM_FIELD"]  # fmt: skip
@@ -207,5 +198,5 @@ def test_config_check_wants_the_task_key_field(
     assert run["counts"]["tasks"] == {"created": 0, "adopted": 0, "failed": 1}
     assert [e["code"] for e in run["errors"]] == ["INVALID_FIELD"]
     cli("connector", "install-package")
-    after = json.loads(runner.invoke(app, ["config", "check", "--json"]).stdout)["errors"]
+    after = json.loads(cli("config", "check", ok=False).stdout)["errors"]
     assert [e for e in after if "activity_tasks" in e["message"]] == []

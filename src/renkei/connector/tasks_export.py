@@ -208,7 +208,11 @@ def _due(conn: Connection, cfg: ActivityTasks, run_id: int, now: dt.datetime
             states[r.activity_id] = (r.state, r.attempts)
     due = {aid: a for aid, a in due.items() if states.get(aid, ("", 0))[0] != "done"}
     # earlier rows still open: pending (interrupted), failed and due (backoff over, or error resolved)
-    open_rows = conn.execute(sa.select(sync_activity_task).where(_ROW.state != "done")).mappings().all()
+    open_rows = (
+        conn.execute(sa.select(sync_activity_task).where(_ROW.state.in_(("pending", "failed"))))
+        .mappings()
+        .all()
+    )
     blocked = set(conn.execute(sa.select(sync_error.c.prospect_id).where(
         sync_error.c.resolved_at.is_(None), sync_error.c.object == "Task")).scalars())  # fmt: skip
     retry = []
