@@ -5,7 +5,6 @@ error) while the lead is deleted — through the CLI on SQLite and PostgreSQL.""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -190,13 +189,12 @@ def test_config_check_wants_the_task_key_field(
     monkeypatch.setenv("RENKEI_CONNECTOR_CONFIG", str(config))
     cli("connector", "init", "--no-install-package")
     cli("connector", "set", "activity_tasks.enabled", "true")
-    result = cli("config", "check", ok=False)
-    assert result.exit_code == 1
-    assert [e["code"] for e in json.loads(result.stdout)["errors"] if "activity_tasks" in e["message"]] == [
-        "UNKNOWN_CRM_FIELD"]  # fmt: skip
+    checked = cli("config", "check", ok=False)  # exits 1 (errors) and says why
+    assert checked["ok"] is False
+    assert [e["code"] for e in checked["errors"] if "activity_tasks" in e["message"]] == ["UNKNOWN_CRM_FIELD"]
     run = cli("sync", "run")  # the export refuses to run without its key rather than risk duplicates
     assert run["counts"]["tasks"] == {"created": 0, "adopted": 0, "failed": 1}
     assert [e["code"] for e in run["errors"]] == ["INVALID_FIELD"]
     cli("connector", "install-package")
-    after = json.loads(cli("config", "check", ok=False).stdout)["errors"]
+    after = cli("config", "check", ok=False)["errors"]
     assert [e for e in after if "activity_tasks" in e["message"]] == []
