@@ -180,7 +180,7 @@ def main() -> None:
         with engine.connect() as conn:
             got = conn.execute(sa.select(sa.func.count()).select_from(t.prospect)
                                .where(t.prospect.c.jobTitle.like("部長-%"))).scalar_one()  # fmt: skip
-        return int(got) == k
+        return bool(int(got) == k)
 
     r = _cycles(engine, cfg, clock, crm_edits_arrived)
     report(f"{k} CRM edits → prospects", r, k)
@@ -198,7 +198,7 @@ def main() -> None:
         with engine.connect() as conn:
             got = sum(int(conn.execute(sa.text(f"SELECT count(*) FROM crm_{o} WHERE \"Description\" LIKE '問い合わせ %'")).scalar_one())
                       for o in ("lead", "contact"))  # fmt: skip
-        return got == k
+        return bool(got == k)
 
     r = _cycles(engine, cfg, clock, ma_edits_arrived)
     report(f"{k} prospect edits → CRM", r, k)
