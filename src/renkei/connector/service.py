@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,8 @@ from renkei.store.tables_sync import (
 
 OWNER = "assignedToId"
 _AUDIT_INSERT = sync_audit.insert()
-_STATE_VALUES = sync_state.c["values"]  # ``.c.values`` is the column collection's own method
+_STATE_VALUES = sync_state.c["values"]
+_READ_PAGE = 2000  # records per adapter read (Salesforce's sObject Collections retrieve takes 2,000 ids)  # ``.c.values`` is the column collection's own method
 _MIRRORED = ("Account", "Opportunity", "OpportunityContactRole")
 
 
@@ -65,6 +67,8 @@ class SyncService:
         self.clock = clock or SystemClock()
         self.adapter: CrmAdapter = adapter or BuiltinCrmAdapter(CrmService(engine, clock=self.clock))
         self._described: dict[str, frozenset[str]] = {}
+        self._users: tuple[dict[str, int], dict[int, str]] | None = None
+        self._audit_rows: list[dict[str, Any]] | None = None  # set while a transaction buffers its audit rows
 
     def _field_names(self, obj: str) -> frozenset[str]:
         """The CRM object's field names, described once per service (one cycle)."""
@@ -80,7 +84,21 @@ class SyncService:
             return None
         return Cursor(row.modstamp, row.record_id)
 
+    def _user_links(self, conn: Connection) -> tuple[dict[str, int], dict[int, str]]:
+        """Marketing users ↔ CRM users (``salesforceId``), read once per cycle (``_gather`` resets)."""
+        if self._users is None:
+            u = t.ma_user
+            by_crm: dict[str, int] = {}
+            by_user: dict[int, str] = {}
+            for r in conn.execute(sa.select(u.c.id, u.c.salesforceId).order_by(u.c.id)):
+                if r.salesforceId:
+                    by_crm.setdefault(r.salesforceId, int(r.id))
+                    by_user[int(r.id)] = r.salesforceId
+            self._users = (by_crm, by_user)
+        return self._users
+
     def _gather(self) -> _Gathered:
+        self._users = None
         with self.engine.connect() as conn:
             cursors = {f"crm:{o}": self._cursor(conn, f"crm:{o}") for o in (*CRM_OBJECTS, *_MIRRORED)}
             ma = conn.execute(
@@ -153,12 +171,25 @@ class SyncService:
         planned_links: dict[str, int] = {}
         planned_creates: dict[str, tuple[str, str]] = {}  # email key → the CRM record creating its prospect
         touched_pairs: set[int] = set()
-        live_synced = int(conn.execute(sa.select(sa.func.count()).select_from(sync_link)).scalar_one())
+        # counted only under a cap: a count of every link costs tens of ms at a million links
+        live_synced = (
+            int(conn.execute(sa.select(sa.func.count()).select_from(sync_link)).scalar_one())
+            if cfg.cap is not None
+            else 0
+        )
         planned_new = 0
+        # the linked records' prospects and agreed values, read a page at a time (not per record)
+        linked = sorted(
+            {link[0] for recs in g.crm.values() for rid in recs if (link := links.crm(rid)) is not None}
+        )
+        rows = _prospect_rows(conn, p, [pid for pid in linked if pid not in g.prospects])
+        states = self._states(conn, linked)
 
         def prospect_row(pid: int) -> dict[str, Any] | None:
             if pid in g.prospects:
                 return g.prospects[pid]
+            if pid in rows:
+                return rows[pid]
             row = conn.execute(sa.select(p).where(p.c.id == pid)).mappings().first()
             return dict(row) if row is not None else None
 
@@ -242,7 +273,7 @@ class SyncService:
                 prospect = prospect_row(pid)
                 if prospect is None:
                     continue
-                state = self._state(conn, pid)
+                state = states.get(pid, {})
                 if prospect.get("isDeleted"):
                     if not self._crm_changed(obj, rec, state):
                         continue  # our own write echoing back: the deleted prospect stays deleted
@@ -354,6 +385,8 @@ class SyncService:
             and (pair := links.prospect(pid)) is not None and not self._ma_unchanged(pair[1], prospect, agreed.get(pid, {}))
         ]  # fmt: skip
         current = self._read_current(g, [pair for _, pair in linked_changes])
+        ma_changed = {pid for pid, _ in linked_changes}
+        planned_pids = {o.prospect_id for o in ops}
         for pid, prospect in g.prospects.items():
             if pid in touched_pairs or prospect.get("isDeleted"):
                 continue
@@ -362,7 +395,7 @@ class SyncService:
             pair = links.prospect(pid)
             if pair is not None:
                 crm_id, obj = pair
-                if self._ma_unchanged(obj, prospect, agreed.get(pid, {})):
+                if pid not in ma_changed:
                     continue  # only our own writes (or unmapped fields) changed: nothing to send, no CRM read
                 found = current.get(crm_id)
                 if found is None:
@@ -371,10 +404,10 @@ class SyncService:
                 if rec.get("IsDeleted"):
                     continue
                 ops += self._update_ops(
-                    conn, obj, crm_id, pid, rec, prospect, self._state(conn, pid), "fields differ"
+                    conn, obj, crm_id, pid, rec, prospect, agreed.get(pid, {}), "fields differ"
                 )
                 continue
-            if any(o.prospect_id == pid for o in ops):
+            if pid in planned_pids:  # the CRM side's records planned something for this prospect
                 continue
             gate = cfg.create_in_crm
             if gate == "never":
@@ -502,8 +535,11 @@ class SyncService:
     def _owner_values(self, conn: Connection, crm_owner: str | None) -> int | None:
         if not crm_owner:
             return None
-        u = t.ma_user
-        return conn.execute(sa.select(u.c.id).where(u.c.salesforceId == crm_owner)).scalar()
+        return self._user_links(conn)[0].get(crm_owner)
+
+    def _crm_owner(self, conn: Connection, user_id: Any) -> str | None:
+        """The CRM user of a marketing user (None when unlinked)."""
+        return self._user_links(conn)[1].get(user_id) if isinstance(user_id, int) else None
 
     def _decisions(self, conn: Connection, obj: str, rec: Mapping[str, Any], prospect: Mapping[str, Any],
                    state: Mapping[str, tuple[Any, Any]]) -> list[FieldWrite]:  # fmt: skip
@@ -536,9 +572,7 @@ class SyncService:
                 writes.append(FieldWrite(Side.MA, OWNER, "OwnerId", prospect.get(OWNER), d2.value, d2.rule.value,
                                          d2.evidence.value, d2.reason))  # fmt: skip
             else:
-                owner = conn.execute(
-                    sa.select(t.ma_user.c.salesforceId).where(t.ma_user.c.id == d2.value)
-                ).scalar()
+                owner = self._crm_owner(conn, d2.value)
                 if owner:
                     writes.append(FieldWrite(Side.CRM, OWNER, "OwnerId", rec.get("OwnerId"), owner, d2.rule.value,
                                              d2.evidence.value, d2.reason))  # fmt: skip
@@ -566,9 +600,7 @@ class SyncService:
         for required in ("LastName", "Company"):
             if is_blank(values.get(required)):
                 values[required] = self.config.placeholder
-        owner = conn.execute(
-            sa.select(t.ma_user.c.salesforceId).where(t.ma_user.c.id == prospect.get(OWNER))
-        ).scalar()
+        owner = self._crm_owner(conn, prospect.get(OWNER))
         if owner:
             values["OwnerId"] = owner
         return values
@@ -667,17 +699,33 @@ class SyncService:
                 sync_watermark.insert().values(source=source, modstamp=modstamp, record_id=record_id)
             )
 
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A transaction whose audit rows go in one statement as it ends (and vanish with it on error)."""
+        self._audit_rows = []
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+                self._flush_audit(conn)
+        finally:
+            self._audit_rows = None
+
+    def _flush_audit(self, conn: Connection) -> None:
+        if self._audit_rows:
+            conn.execute(_AUDIT_INSERT, self._audit_rows)
+            self._audit_rows.clear()
+
     def _audit(self, conn: Connection, run_id: int, direction: str, action: str, obj: str, record_id: str,
                prospect_id: int | None, w: FieldWrite | None = None, reason: str | None = None) -> None:  # fmt: skip
-        # executemany form: the insert compiles once per cycle (``.values(...)`` per row costs ~5 ms)
-        conn.execute(
-            _AUDIT_INSERT,
-            [{"run_id": run_id, "at": self.clock.now(), "direction": direction, "action": action, "object": obj,
-              "record_id": record_id, "prospect_id": prospect_id, "field": w.ma_field if w else None,
-              "old": _jsonable(w.old) if w else None, "new": _jsonable(w.new) if w else None,
-              "rule": w.rule if w else None, "evidence": w.evidence if w else None,
-              "reason": (reason or (w.reason if w else None) or "")[:255]}],
-        )  # fmt: skip
+        row = {"run_id": run_id, "at": self.clock.now(), "direction": direction, "action": action, "object": obj,
+               "record_id": record_id, "prospect_id": prospect_id, "field": w.ma_field if w else None,
+               "old": _jsonable(w.old) if w else None, "new": _jsonable(w.new) if w else None,
+               "rule": w.rule if w else None, "evidence": w.evidence if w else None,
+               "reason": (reason or (w.reason if w else None) or "")[:255]}  # fmt: skip
+        if self._audit_rows is not None:
+            self._audit_rows.append(row)
+        else:  # executemany form: the insert compiles once per cycle (``.values(...)`` per row costs ~5 ms)
+            conn.execute(_AUDIT_INSERT, [row])
 
     def _error(self, conn: Connection, run_id: int | None, kind: str, obj: str, record_id: str | None,
                prospect_id: int | None, code: str | None, message: str, *, field_name: str | None = None,
@@ -706,8 +754,25 @@ class SyncService:
         crm_updates: dict[str, list[Op]] = {}
         crm_creates: list[Op] = []
         ma_creates: list[Op] = []
-        with self.engine.begin() as conn:
+        updates: list[Op] = []  # consecutive pair updates, written a batch at a time
+        updating: set[int | None] = set()
+
+        def write_updates() -> None:
+            for op in self._write_prospect(conn, run_id, updates, now):
+                crm_updates.setdefault(op.object, []).append(op)
+            updates.clear()
+            updating.clear()
+
+        with self._writing() as conn:
             for op in ops:
+                if op.action is Action.UPDATE:
+                    if op.prospect_id in updating or len(updates) >= 1000:
+                        write_updates()
+                    updates.append(op)
+                    updating.add(op.prospect_id)
+                    continue
+                if op.action not in (Action.ERROR, Action.CREATE):
+                    write_updates()  # the other actions see the updates planned before them, as planned
                 if op.action is Action.ERROR:
                     errors.append(self._error(conn, run_id, op.error_kind or "error", op.object, op.record_id,
                                               op.prospect_id, op.code, op.reason))  # fmt: skip
@@ -737,14 +802,8 @@ class SyncService:
                         op.prospect_id,
                         reason=op.reason,
                     )
-                elif op.action is Action.UPDATE:
-                    ma_writes = [w for w in op.writes if w.to is Side.MA]
-                    if ma_writes:
-                        self._write_prospect(conn, run_id, op, ma_writes, now)
-                    if any(w.to is Side.CRM for w in op.writes):
-                        crm_updates.setdefault(op.object, []).append(op)
-                    else:
-                        self._agree(conn, op, now)
+            write_updates()
+            self._flush_audit(conn)
             for start in range(0, len(ma_creates), 500):
                 self._create_prospects(conn, run_id, ma_creates[start : start + 500], now)
         errors += self._write_crm_updates(run_id, crm_updates, now)
@@ -856,42 +915,70 @@ class SyncService:
                 conn, run_id, "ma", "unlink", op.object, op.record_id or "", op.prospect_id, reason=op.reason
             )
 
-    def _write_prospect(
-        self, conn: Connection, run_id: int, op: Op, writes: Sequence[FieldWrite], now: dt.datetime
-    ) -> None:
-        values = {w.ma_field: w.new for w in writes}
-        if "email" in values:
-            values["emailKey"] = email_key(values["email"])
-        values["updatedAt"] = values["salesforceLastSync"] = (
-            now  # equal stamps mark our own write (_own_write)
-        )
+    def _write_prospect(self, conn: Connection, run_id: int, ops: Sequence[Op], now: dt.datetime) -> list[Op]:
+        """Write the prospect side of a batch of pair updates (one executemany per set of columns), audit
+        them, and record the agreed values of the pairs that need no CRM write. Returns the ops that
+        have CRM writes to make."""
         p = _ptable(conn)
-        conn.execute(p.update().where(p.c.id == op.prospect_id).values(values))
-        for w in writes:
-            self._audit(conn, run_id, "ma", "update", "prospect", str(op.prospect_id), op.prospect_id, w)
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        agreed: list[Op] = []
+        to_crm: list[Op] = []
+        for op in ops:
+            writes = [w for w in op.writes if w.to is Side.MA]
+            if writes:
+                values = {w.ma_field: w.new for w in writes}
+                if "email" in values:
+                    values["emailKey"] = email_key(values["email"])
+                values["updatedAt"] = values["salesforceLastSync"] = (
+                    now  # equal stamps mark our own write (_own_write)
+                )
+                by_columns.setdefault(tuple(sorted(values)), []).append({**values, "_pid": op.prospect_id})
+                for w in writes:
+                    self._audit(
+                        conn, run_id, "ma", "update", "prospect", str(op.prospect_id), op.prospect_id, w
+                    )
+            (to_crm if any(w.to is Side.CRM for w in op.writes) else agreed).append(op)
+        for params in by_columns.values():
+            conn.execute(p.update().where(p.c.id == sa.bindparam("_pid")), params)
+        self._agree(conn, agreed, now)
+        return to_crm
 
-    def _agree(self, conn: Connection, op: Op, now: dt.datetime) -> None:
-        """Remember what each side holds after this op (the no-echo and field-level evidence basis)."""
-        assert op.prospect_id is not None and op.record_id is not None
-        if op.record:  # what the cycle read, with this op's CRM writes applied: no read back
-            rec: list[Mapping[str, Any]] = [
-                {**op.record, **{w.crm_field: w.new for w in op.writes if w.to is Side.CRM}}
-            ]
-        else:
-            rec = self.adapter.read(op.object, [op.record_id])
-        prospect = (
-            conn.execute(sa.select(t.prospect).where(t.prospect.c.id == op.prospect_id)).mappings().first()
-        )
-        if rec and prospect is not None:
-            self._save_state(conn, op.prospect_id, op.object, rec[0], dict(prospect), now)
-
-    def _save_state(self, conn: Connection, pid: int, obj: str, rec: Mapping[str, Any], prospect: Mapping[str, Any],
-                    now: dt.datetime) -> None:  # fmt: skip
-        values = self._agreed_values(obj, rec, prospect, self._owner_values(conn, rec.get("OwnerId")))
-        conn.execute(sync_state.delete().where(sync_state.c.prospect_id == pid))
-        conn.execute(
-            sync_state.insert(), [{"prospect_id": pid, "crm_object": obj, "values": values, "synced_at": now}]
-        )
+    def _agree(self, conn: Connection, ops: Sequence[Op], now: dt.datetime) -> None:
+        """Remember what each side holds after these ops (the no-echo and field-level evidence basis):
+        the records as the cycle read them with the ops' CRM writes applied (read when an op has none)
+        and the prospects as they are now, a page at a time."""
+        records: list[Mapping[str, Any] | None] = [None] * len(ops)
+        unread: dict[str, list[int]] = {}
+        for i, op in enumerate(ops):
+            assert op.prospect_id is not None and op.record_id is not None
+            if op.record:
+                records[i] = {**op.record, **{w.crm_field: w.new for w in op.writes if w.to is Side.CRM}}
+            else:
+                unread.setdefault(op.object, []).append(i)
+        for obj, positions in unread.items():
+            wanted = [str(ops[i].record_id) for i in positions]
+            got: dict[str, Mapping[str, Any]] = {}
+            for start in range(0, len(wanted), _READ_PAGE):
+                got.update(
+                    {str(r["Id"]): r for r in self.adapter.read(obj, wanted[start : start + _READ_PAGE])}
+                )
+            for i in positions:
+                records[i] = got.get(str(ops[i].record_id))
+        prospects = _prospect_rows(conn, t.prospect, sorted({int(op.prospect_id or 0) for op in ops}))
+        rows: dict[int, dict[str, Any]] = {}
+        for op, rec in zip(ops, records, strict=True):
+            pid = int(op.prospect_id or 0)
+            prospect = prospects.get(pid)
+            if rec is not None and prospect is not None:
+                values = self._agreed_values(
+                    op.object, rec, prospect, self._owner_values(conn, rec.get("OwnerId"))
+                )
+                rows[pid] = {"prospect_id": pid, "crm_object": op.object, "values": values, "synced_at": now}
+        pids = sorted(rows)
+        for start in range(0, len(pids), 500):
+            conn.execute(sync_state.delete().where(sync_state.c.prospect_id.in_(pids[start : start + 500])))
+        if rows:
+            conn.execute(sync_state.insert(), list(rows.values()))
 
     def _agreed_values(self, obj: str, rec: Mapping[str, Any], prospect: Mapping[str, Any],
                        crm_owner: int | None) -> dict[str, list[Any]]:  # fmt: skip
@@ -912,7 +999,8 @@ class SyncService:
             ]
             results = self.adapter.update(obj, payload)
             retry: list[tuple[Op, dict[str, Any]]] = []
-            with self.engine.begin() as conn:
+            written: list[Op] = []
+            with self._writing() as conn:
                 for op, body, result in zip(ops, payload, results, strict=True):
                     if result.success:
                         for w in op.writes:
@@ -920,7 +1008,7 @@ class SyncService:
                                 self._audit(
                                     conn, run_id, "crm", "update", obj, op.record_id or "", op.prospect_id, w
                                 )
-                        self._agree(conn, op, now)
+                        written.append(op)
                         continue
                     bad = {f for _, _, fields in result.errors for f in fields}
                     for code, message, fields in result.errors:
@@ -932,9 +1020,11 @@ class SyncService:
                         rest = {k: v for k, v in body.items() if k not in bad}
                         if len(rest) > 1:
                             retry.append((op, rest))
+                self._agree(conn, written, now)
             if retry:
                 again = self.adapter.update(obj, [b for _, b in retry])
-                with self.engine.begin() as conn:
+                written = []
+                with self._writing() as conn:
                     for (op, body), result in zip(retry, again, strict=True):
                         if result.success:
                             for w in op.writes:
@@ -949,7 +1039,8 @@ class SyncService:
                                         op.prospect_id,
                                         w,
                                     )
-                            self._agree(conn, op, now)
+                            written.append(op)
+                    self._agree(conn, written, now)
         return errors
 
     def _write_crm_creates(self, run_id: int, creates: list[Op], now: dt.datetime) -> list[dict[str, Any]]:
@@ -957,7 +1048,7 @@ class SyncService:
             return []
         results = self.adapter.create("Lead", [dict(op.values) for op in creates])
         errors: list[dict[str, Any]] = []
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             for op, result in zip(creates, results, strict=True):
                 if not result.success or result.id is None:
                     for code, message, fields in result.errors:
@@ -972,7 +1063,7 @@ class SyncService:
                                 FieldWrite(Side.CRM, k, k, None, val, "create", Evidence.RULE.value, "lead created"))  # fmt: skip
                 self._link(conn, run_id, op.prospect_id, "Lead", result.id, op.reason, audit=False)
                 assert op.prospect_id is not None
-                self._agree(conn, Op(Action.UPDATE, None, "Lead", result.id, op.prospect_id, ""), now)
+                self._agree(conn, [Op(Action.UPDATE, None, "Lead", result.id, op.prospect_id, "")], now)
         return errors
 
     def _sync_mirrors(self, conn: Connection, mirrored: Mapping[str, list[Mapping[str, Any]]]) -> None:
@@ -1317,6 +1408,15 @@ class _Links:
 
 
 _ID_CHARS = re.compile(r"[A-Za-z0-9]{15,18}")
+
+
+def _prospect_rows(conn: Connection, p: sa.Table, pids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Prospects by id, one query per 500."""
+    out: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(pids), 500):
+        for r in conn.execute(sa.select(p).where(p.c.id.in_(pids[start : start + 500]))).mappings():
+            out[int(r["id"])] = dict(r)
+    return out
 
 
 def _own_write(prospect: Mapping[str, Any]) -> bool:
