@@ -62,9 +62,10 @@ def _load(crm: CrmService, records: int) -> dict[str, list[str]]:
     for start in range(0, half, 50_000):
         n = min(50_000, half - start)
         ids["Lead"] += crm.insert_bulk("Lead", [{"LastName": f"山田{i}", "Company": f"会社{i % 500}", "Title": "課長",
-                                                 "Email": f"l{i}@example.jp"} for i in range(start, start + n)],
+                                                 "LeadSource": "Web", "Email": f"l{i}@example.jp"} for i in range(start, start + n)],
                                        validate=False)  # fmt: skip
-        ids["Contact"] += crm.insert_bulk("Contact", [{"LastName": f"佐藤{i}", "Title": "係長", "Email": f"c{i}@example.jp"}
+        ids["Contact"] += crm.insert_bulk("Contact", [{"LastName": f"佐藤{i}", "Title": "係長", "LeadSource": "Web",
+                                                       "Email": f"c{i}@example.jp"}
                                                       for i in range(start, start + n)], validate=False)  # fmt: skip
     return ids
 

@@ -23,7 +23,17 @@ from renkei.clock import Clock, SystemClock
 from renkei.connector.adapters.builtin import BuiltinCrmAdapter
 from renkei.connector.config import CRM_OBJECTS, ConnectorConfig, FieldMapping
 from renkei.core.identity import email_key
-from renkei.core.sync.judge import Decision, Evidence, Observed, Rule, Side, decide, is_blank, same
+from renkei.core.sync.judge import (
+    Decision,
+    Evidence,
+    Observed,
+    Rule,
+    Side,
+    decide,
+    is_blank,
+    plainly_same,
+    same,
+)
 from renkei.core.sync.messages import Action, FieldWrite, Op
 from renkei.core.sync.messages import jsonable as _jsonable
 from renkei.core.sync.ports import CrmAdapter, Cursor, ReadsManyChanges
@@ -68,6 +78,7 @@ class SyncService:
         self.adapter: CrmAdapter = adapter or BuiltinCrmAdapter(CrmService(engine, clock=self.clock))
         self._described: dict[str, frozenset[str]] = {}
         self._users: tuple[dict[str, int], dict[int, str]] | None = None
+        self._mapped: dict[str, list[tuple[FieldMapping, str]]] = {}
         self._audit_rows: list[dict[str, Any]] | None = None  # set while a transaction buffers its audit rows
 
     def _field_names(self, obj: str) -> frozenset[str]:
@@ -84,6 +95,18 @@ class SyncService:
             return None
         return Cursor(row.modstamp, row.record_id)
 
+    def _mappings(self, obj: str) -> list[tuple[FieldMapping, str]]:
+        """The object's field pairs, worked out once per cycle (``_gather`` resets)."""
+        if obj not in self._mapped:
+            self._mapped[obj] = self.config.mappings(obj)
+        return self._mapped[obj]
+
+    def _synced_fields(self) -> set[str]:
+        """The prospect fields a pair's planning and agreed values look at: the mapped ones, the
+        assigned user and the stamps (a narrower read than the whole prospect)."""
+        return {m.ma for obj in CRM_OBJECTS for m, _ in self._mappings(obj)} | {
+            OWNER, "id", "isDeleted", "updatedAt", "salesforceLastSync"}  # fmt: skip
+
     def _user_links(self, conn: Connection) -> tuple[dict[str, int], dict[int, str]]:
         """Marketing users ↔ CRM users (``salesforceId``), read once per cycle (``_gather`` resets)."""
         if self._users is None:
@@ -98,7 +121,7 @@ class SyncService:
         return self._users
 
     def _gather(self) -> _Gathered:
-        self._users = None
+        self._users, self._mapped = None, {}
         with self.engine.connect() as conn:
             cursors = {f"crm:{o}": self._cursor(conn, f"crm:{o}") for o in (*CRM_OBJECTS, *_MIRRORED)}
             ma = conn.execute(
@@ -182,7 +205,9 @@ class SyncService:
         linked = sorted(
             {link[0] for recs in g.crm.values() for rid in recs if (link := links.crm(rid)) is not None}
         )
-        rows = _prospect_rows(conn, p, [pid for pid in linked if pid not in g.prospects])
+        rows = _prospect_rows(
+            conn, p, [pid for pid in linked if pid not in g.prospects], self._synced_fields()
+        )
         states = self._states(conn, linked)
 
         def prospect_row(pid: int) -> dict[str, Any] | None:
@@ -438,7 +463,7 @@ class SyncService:
         return ops
 
     def _update_ops(self, conn: Connection, obj: str, record_id: str, prospect_id: int, rec: Mapping[str, Any],
-                    prospect: Mapping[str, Any], state: Mapping[str, tuple[Any, Any]], reason: str) -> list[Op]:  # fmt: skip
+                    prospect: Mapping[str, Any], state: Mapping[str, Sequence[Any]], reason: str) -> list[Op]:  # fmt: skip
         """The field writes one linked pair needs, as an UPDATE op (none when the pair is in step)."""
         writes = self._decisions(conn, obj, rec, prospect, state)
         if not writes:
@@ -476,7 +501,7 @@ class SyncService:
             out |= {r.Id for r in conn.execute(sa.select(table.c.Id).where(table.c.Id.in_(chunk), condition))}
         return out
 
-    def _state(self, conn: Connection, pid: int) -> dict[str, tuple[Any, Any]]:
+    def _state(self, conn: Connection, pid: int) -> dict[str, Sequence[Any]]:
         values = conn.execute(sa.select(_STATE_VALUES).where(sync_state.c.prospect_id == pid)).scalar()
         return _pairs(values)
 
@@ -492,9 +517,9 @@ class SyncService:
                 out.setdefault(r.emailKey, []).append({"id": r.id, "isDeleted": r.isDeleted})
         return out
 
-    def _states(self, conn: Connection, pids: Sequence[int]) -> dict[int, dict[str, tuple[Any, Any]]]:
+    def _states(self, conn: Connection, pids: Sequence[int]) -> dict[int, dict[str, Sequence[Any]]]:
         """The agreed values of many prospects (one query per 500)."""
-        out: dict[int, dict[str, tuple[Any, Any]]] = {}
+        out: dict[int, dict[str, Sequence[Any]]] = {}
         for start in range(0, len(pids), 500):
             rows = conn.execute(
                 sa.select(sync_state.c.prospect_id, _STATE_VALUES).where(
@@ -520,14 +545,20 @@ class SyncService:
         return out
 
     def _ma_unchanged(
-        self, obj: str, prospect: Mapping[str, Any], state: Mapping[str, tuple[Any, Any]]
+        self, obj: str, prospect: Mapping[str, Any], state: Mapping[str, Sequence[Any]]
     ) -> bool:
         """Every mapped field (and the assigned user) still holds the value agreed at the last sync."""
-        fields = [m.ma for m, _ in self.config.mappings(obj) if m.ma in prospect] + [OWNER]
-        return all(f in state and same(_jsonable(prospect.get(f)), state[f][1]) for f in fields)
+        fields = [m.ma for m, _ in self._mappings(obj) if m.ma in prospect] + [OWNER]
+        for f in fields:
+            if f not in state:
+                return False
+            value, agreed = prospect.get(f), state[f][1]
+            if not plainly_same(value, agreed) and not same(_jsonable(value), agreed):
+                return False
+        return True
 
-    def _crm_changed(self, obj: str, rec: Mapping[str, Any], state: Mapping[str, tuple[Any, Any]]) -> bool:
-        for m, crm_field in self.config.mappings(obj):
+    def _crm_changed(self, obj: str, rec: Mapping[str, Any], state: Mapping[str, Sequence[Any]]) -> bool:
+        for m, crm_field in self._mappings(obj):
             if m.ma in state and not same(rec.get(crm_field), state[m.ma][0]):
                 return True
         return False
@@ -542,20 +573,23 @@ class SyncService:
         return self._user_links(conn)[1].get(user_id) if isinstance(user_id, int) else None
 
     def _decisions(self, conn: Connection, obj: str, rec: Mapping[str, Any], prospect: Mapping[str, Any],
-                   state: Mapping[str, tuple[Any, Any]]) -> list[FieldWrite]:  # fmt: skip
+                   state: Mapping[str, Sequence[Any]]) -> list[FieldWrite]:  # fmt: skip
         describe = self._field_names(obj)
         crm_time = rec.get("SystemModstamp")
         ma_time = prospect.get("updatedAt")
         writes = []
-        pairs: list[tuple[FieldMapping, str]] = list(self.config.mappings(obj))
-        for m, crm_field in pairs:
+        for m, crm_field in self._mappings(obj):
             if crm_field not in describe or m.ma not in prospect:
                 continue
             if m.ma == "email" and email_key(rec.get(crm_field)) == email_key(prospect.get(m.ma)):
                 continue  # the same address (case, width and spaces are not differences)
+            ma_value = prospect[m.ma]
+            crm_value = _to_ma(rec.get(crm_field), ma_value)
+            if plainly_same(crm_value, ma_value):
+                continue  # equal values never conflict: the judge would write nothing
             last = state.get(m.ma)
-            d = decide(m.rule, Observed(_to_ma(rec.get(crm_field), prospect.get(m.ma)), crm_time),
-                       Observed(prospect.get(m.ma), ma_time), last[0] if last else None, last[1] if last else None,
+            d = decide(m.rule, Observed(crm_value, crm_time), Observed(ma_value, ma_time),
+                       last[0] if last else None, last[1] if last else None,
                        synced_before=last is not None, sync_blanks=m.sync_blanks)  # fmt: skip
             if d is not None:
                 old = rec.get(crm_field) if d.to is Side.CRM else prospect.get(m.ma)
@@ -564,6 +598,8 @@ class SyncService:
                 )
         # the assigned user follows the CRM owner through the user links (and back)
         crm_owner = self._owner_values(conn, rec.get("OwnerId"))
+        if plainly_same(crm_owner, prospect.get(OWNER)):
+            return writes
         last = state.get(OWNER)
         d2 = decide(Rule.MOST_RECENT, Observed(crm_owner, crm_time), Observed(prospect.get(OWNER), ma_time),
                     last[0] if last else None, last[1] if last else None, synced_before=last is not None)  # fmt: skip
@@ -964,7 +1000,8 @@ class SyncService:
                 )
             for i in positions:
                 records[i] = got.get(str(ops[i].record_id))
-        prospects = _prospect_rows(conn, t.prospect, sorted({int(op.prospect_id or 0) for op in ops}))
+        prospects = _prospect_rows(conn, t.prospect, sorted({int(op.prospect_id or 0) for op in ops}),
+                                   self._synced_fields())  # fmt: skip
         rows: dict[int, dict[str, Any]] = {}
         for op, rec in zip(ops, records, strict=True):
             pid = int(op.prospect_id or 0)
@@ -983,8 +1020,13 @@ class SyncService:
     def _agreed_values(self, obj: str, rec: Mapping[str, Any], prospect: Mapping[str, Any],
                        crm_owner: int | None) -> dict[str, list[Any]]:  # fmt: skip
         """One prospect's agreed values: field → [CRM value as marketing keeps it, marketing value]."""
-        values = {m.ma: [_jsonable(_to_ma(rec.get(f), prospect.get(m.ma))), _jsonable(prospect.get(m.ma))]
-                  for m, f in self.config.mappings(obj) if m.ma in prospect}  # fmt: skip
+        values = {}
+        for m, f in self._mappings(obj):
+            if m.ma in prospect:
+                ma_value = prospect[m.ma]
+                crm_value = _to_ma(rec.get(f), ma_value)
+                values[m.ma] = [crm_value if type(crm_value) in _AS_IS else _jsonable(crm_value),
+                                ma_value if type(ma_value) in _AS_IS else _jsonable(ma_value)]  # fmt: skip
         values[OWNER] = [crm_owner, prospect.get(OWNER)]
         return values
 
@@ -1410,11 +1452,14 @@ class _Links:
 _ID_CHARS = re.compile(r"[A-Za-z0-9]{15,18}")
 
 
-def _prospect_rows(conn: Connection, p: sa.Table, pids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Prospects by id, one query per 500."""
+def _prospect_rows(
+    conn: Connection, p: sa.Table, pids: Sequence[int], fields: Iterable[str]
+) -> dict[int, dict[str, Any]]:
+    """Prospects by id with these of their fields (those the table has), one query per 500."""
     out: dict[int, dict[str, Any]] = {}
+    columns = [p.c.id, *(p.c[f] for f in sorted(set(fields) - {"id"}) if f in p.c)]
     for start in range(0, len(pids), 500):
-        for r in conn.execute(sa.select(p).where(p.c.id.in_(pids[start : start + 500]))).mappings():
+        for r in conn.execute(sa.select(*columns).where(p.c.id.in_(pids[start : start + 500]))).mappings():
             out[int(r["id"])] = dict(r)
     return out
 
@@ -1427,9 +1472,14 @@ def _own_write(prospect: Mapping[str, Any]) -> bool:
     )
 
 
-def _pairs(values: Mapping[str, Any] | None) -> dict[str, tuple[Any, Any]]:
-    """Agreed values as the judge takes them: field → (CRM value, marketing value)."""
-    return {f: tuple(v) if isinstance(v, list) else (v, v) for f, v in (values or {}).items()}
+def _pairs(values: dict[str, Any] | None) -> dict[str, Sequence[Any]]:
+    """Agreed values as the judge takes them: field → [CRM value, marketing value] (a bare value,
+    as very old rows may hold, stands for both sides)."""
+    if values is None:
+        return {}
+    if all(type(v) is list for v in values.values()):
+        return values  # as stored: no copy (a cycle reads thousands)
+    return {f: v if isinstance(v, list) else [v, v] for f, v in values.items()}
 
 
 def _kind(code: str) -> str:
@@ -1440,6 +1490,9 @@ def _kind(code: str) -> str:
     if code == "CANNOT_UPDATE_CONVERTED_LEAD":
         return "conflict"
     return "validation"
+
+
+_AS_IS = (str, int, bool, float, type(None))  # values JSON keeps as they are (``_jsonable`` returns them)
 
 
 def _to_ma(crm_value: Any, like: Any) -> Any:

@@ -466,26 +466,53 @@ class CrmService:
         obj = schema.object(object_name)
         with self._write() as conn:
             user = self._acting_user(conn, schema)
+            current = self._rows(conn, schema, obj, [row.get("Id") for row in rows])
             planned: list[tuple[str | None, dict[str, Any] | None, list[FieldError]]] = []
             for row in rows:
-                planned.append(self._prepare_update(conn, schema, obj, row))
+                planned.append(self._prepare_update(conn, schema, obj, row, current))
             if all_or_none and any(errs for _, _, errs in planned):
                 return _rolled_back([errs for _, _, errs in planned], [rid for rid, _, _ in planned])
             results = []
             table = schema.table(obj.name)
+            # one executemany per set of changed columns; a record named twice is written in call order
+            by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            once = len({rid for rid, _, _ in planned}) == len(planned)
+            update = table.update().where(table.c.Id == sa.bindparam("_rid"))
             for rid, changes, errs in planned:
                 if changes is None:
                     results.append(SaveResult(rid, False, tuple(errs)))
                     continue
                 assert rid is not None
                 changes.update(LastModifiedDate=self.clock.now(), LastModifiedById=user)
-                conn.execute(table.update().where(table.c.Id == rid).values(changes))
+                key = tuple(sorted(changes)) if once else (rid, str(len(results)))
+                by_columns.setdefault(key, []).append({**changes, "_rid": rid})
                 results.append(SaveResult(rid, True))
+            for params in by_columns.values():
+                conn.execute(update, params)
         return results
 
+    def _rows(self, conn: Connection, schema: CrmSchema, obj: ObjectDef,
+              raw_ids: Sequence[Any]) -> dict[str, dict[str, Any]]:  # fmt: skip
+        """The current rows of the well-formed ids among ``raw_ids``, locked for update (PostgreSQL)."""
+        wanted = []
+        for raw in raw_ids:
+            try:
+                wanted.append(self._norm_id(obj, str(raw)))
+            except (InputError, NotFoundError):
+                continue
+        table = schema.table(obj.name)
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 500):
+            q = sa.select(table).where(table.c.Id.in_(wanted[start : start + 500]))
+            if conn.dialect.name == "postgresql":
+                q = q.with_for_update()
+            out.update({row["Id"]: dict(row) for row in conn.execute(q).mappings()})
+        return out
+
     def _prepare_update(
-        self, conn: Connection, schema: CrmSchema, obj: ObjectDef, row: Mapping[str, Any]
-    ) -> tuple[str | None, dict[str, Any] | None, list[FieldError]]:
+        self, conn: Connection, schema: CrmSchema, obj: ObjectDef, row: Mapping[str, Any],
+        rows: Mapping[str, dict[str, Any]] | None = None,
+    ) -> tuple[str | None, dict[str, Any] | None, list[FieldError]]:  # fmt: skip
         raw_id = row.get("Id")
         if not raw_id:
             return None, None, [FieldError("MISSING_ARGUMENT", "Id not specified in an update call", ("Id",))]
@@ -493,7 +520,9 @@ class CrmService:
             rid = self._norm_id(obj, str(raw_id))
         except (InputError, NotFoundError) as exc:
             return str(raw_id), None, [FieldError(exc.code, exc.message, ("Id",))]
-        current = self._row(conn, schema, obj, rid, for_update=True)
+        current = dict(rows[rid]) if rows is not None and rid in rows else None
+        if rows is None:
+            current = self._row(conn, schema, obj, rid, for_update=True)
         if current is None:
             return rid, None, [FieldError("NOT_FOUND", "The requested resource does not exist")]
         if current["IsDeleted"]:
