@@ -7,6 +7,7 @@ letter. It lets the 18-character id be compared case-insensitively and restored 
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 
@@ -79,6 +80,7 @@ def to15(record_id: str) -> str:
     return "".join(body)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # pure; a batch of 200 records is checked several times per call
 def normalize(record_id: str) -> str:
     """Any accepted form (15, 18, 18 case-folded) → the canonical 18-character id."""
     return to18(to15(record_id.strip()))

@@ -157,13 +157,16 @@ class SyncService:
                 crm[obj][str(rec["Id"])] = dict(rec)
         with self.engine.connect() as conn:
             p = _ptable(conn)
-            q = sa.select(p)
             if ma_mark is not None:
-                q = q.where(sa.tuple_(p.c.updatedAt, p.c.id) > sa.tuple_(
-                    sa.literal(ma_mark[0], type_=p.c.updatedAt.type), sa.literal(ma_mark[1])))  # fmt: skip
-            prospects = {
-                int(r["id"]): dict(r) for r in conn.execute(q.order_by(p.c.updatedAt, p.c.id)).mappings()
-            }
+                # (updatedAt, id) > mark as two index ranges: SQLite reads the row-value comparison as
+                # updatedAt >= stamp and would walk every prospect with the mark's stamp (all the
+                # prospects an initial sync created share one), making idle cycles O(prospects)
+                stamp = sa.literal(ma_mark[0], type_=p.c.updatedAt.type)
+                queries = [sa.select(p).where(p.c.updatedAt == stamp, p.c.id > ma_mark[1]).order_by(p.c.id),
+                           sa.select(p).where(p.c.updatedAt > stamp).order_by(p.c.updatedAt, p.c.id)]  # fmt: skip
+            else:
+                queries = [sa.select(p).order_by(p.c.updatedAt, p.c.id)]
+            prospects = {int(r["id"]): dict(r) for q in queries for r in conn.execute(q).mappings()}
             extra = [int(i) for i in by_source.get("ma:prospect", []) if int(i) not in prospects]
             if extra:
                 prospects.update(
@@ -1011,11 +1014,8 @@ class SyncService:
                     op.object, rec, prospect, self._owner_values(conn, rec.get("OwnerId"))
                 )
                 rows[pid] = {"prospect_id": pid, "crm_object": op.object, "values": values, "synced_at": now}
-        pids = sorted(rows)
-        for start in range(0, len(pids), 500):
-            conn.execute(sync_state.delete().where(sync_state.c.prospect_id.in_(pids[start : start + 500])))
         if rows:
-            conn.execute(sync_state.insert(), list(rows.values()))
+            _save_states(conn, list(rows.values()))
 
     def _agreed_values(self, obj: str, rec: Mapping[str, Any], prospect: Mapping[str, Any],
                        crm_owner: int | None) -> dict[str, list[Any]]:  # fmt: skip
@@ -1450,6 +1450,16 @@ class _Links:
 
 
 _ID_CHARS = re.compile(r"[A-Za-z0-9]{15,18}")
+
+
+def _save_states(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert or replace agreed-value rows in one statement (an upsert on SQLite and PostgreSQL)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    stmt = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(sync_state)
+    excluded = stmt.excluded
+    conn.execute(stmt.on_conflict_do_update(index_elements=[sync_state.c.prospect_id], set_={
+        "crm_object": excluded.crm_object, "values": excluded["values"], "synced_at": excluded.synced_at}), rows)  # fmt: skip
 
 
 def _prospect_rows(
