@@ -20,7 +20,7 @@ from renkei.core.sync.ports import WriteResult
 from renkei.crm.service import CrmService
 from renkei.marketing.activity_service import NewActivity, record_activities
 from renkei.store.db import get_engine
-from renkei.store.tables_sync import sync_activity_task, sync_audit
+from renkei.store.tables_sync import sync_activity_task, sync_audit, sync_watermark
 from tests.cli_helpers import cli
 
 
@@ -198,3 +198,17 @@ def test_config_check_wants_the_task_key_field(
     cli("connector", "install-package")
     after = cli("config", "check", ok=False)["errors"]
     assert [e for e in after if "activity_tasks" in e["message"]] == []
+
+
+def test_an_activity_committed_after_a_later_one_is_not_skipped(org: Path) -> None:
+    lead, pid = linked_lead("小林", "kobayashi@example.jp")
+    cli("connector", "set", "activity_tasks.enabled", "true")
+    late, seen = activities(pid, FORM, CLICK)
+    with get_engine().begin() as conn:  # as if the run saw `seen` while `late` was still uncommitted
+        conn.execute(sync_activity_task.insert().values(activity_id=seen, prospect_id=pid, who_id=lead, state="done",
+                                                        attempts=1, updated_at=dt.datetime.now(dt.UTC)))  # fmt: skip
+        conn.execute(sync_watermark.insert().values(source="ma:activity_task", modstamp=dt.datetime.now(dt.UTC),
+                                                    record_id=str(seen)))  # fmt: skip
+    assert cli("sync", "run")["counts"]["tasks"]["created"] == 1
+    assert tasks() == [("[MA] Success (Form): 資料請求フォーム", lead)]
+    assert cli("sync", "run")["counts"]["tasks"]["created"] == 0

@@ -2,7 +2,8 @@
 lead or contact (``activity_tasks`` in connector.yaml, off by default). Run at the end of a cycle.
 
 What goes: activities of the configured types whose prospect is linked to a lead or contact — the
-new ones past the watermark (the last ``visitor_activity`` id seen), and, when a run links a
+new ones past the watermark (the last ``visitor_activity`` id seen, looking again at the last
+``LATE_COMMIT_IDS`` ids below it for ones committed late), and, when a run links a
 prospect, its activities of the last ``backfill_days``. Activities of unlinked prospects wait for
 the link; those older than ``backfill_days`` when it comes are not exported.
 
@@ -38,6 +39,9 @@ from renkei.store.tables_sync import sync_activity_task, sync_error, sync_link, 
 ACTIVITY_MARK = "ma:activity_task"
 LINK_MARK = "ma:activity_task_link"
 _CHUNK = 500
+#: Activity ids are handed out before their transaction commits, so one can appear below the mark
+#: after the mark passed it; each run looks again this far below the mark for activities never seen.
+LATE_COMMIT_IDS = 1000
 _ROW = sync_activity_task.c
 
 
@@ -200,6 +204,12 @@ def _due(conn: Connection, cfg: ActivityTasks, run_id: int, now: dt.datetime
         for chunk in _chunks(sorted(linked)):
             q = sa.select(va).where(va.c.prospectId.in_(chunk), wanted, va.c.createdAt >= cutoff)
             due.update({r["id"]: dict(r) for r in conn.execute(q).mappings()})
+    if mark is not None:  # ids below the mark committed late (a tracking transaction still open last run)
+        q = (sa.select(va).join(sync_link, sync_link.c.prospect_id == va.c.prospectId)
+             .outerjoin(sync_activity_task, _ROW.activity_id == va.c.id)
+             .where(wanted, va.c.id > mark - LATE_COMMIT_IDS, va.c.id <= mark, va.c.createdAt >= cutoff,
+                    _ROW.activity_id.is_(None)))  # fmt: skip
+        due.update({r["id"]: dict(r) for r in conn.execute(q).mappings()})
     states: dict[int, tuple[str, int]] = {}
     for chunk in _chunks(sorted(due)):
         for r in conn.execute(
