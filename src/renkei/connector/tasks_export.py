@@ -99,7 +99,7 @@ def export_tasks(svc: SyncService, run_id: int) -> TaskExportResult:
                                field_name=TASK_KEY_FIELD)  # fmt: skip
         return TaskExportResult(failed=1, errors=(error,))
     with svc.engine.connect() as conn:
-        due, states, top = _due(conn, cfg, run_id, now)
+        due, states, top, relink = _due(conn, cfg, run_id, now)
         links = _links(conn, {int(a["prospectId"]) for a in due.values()})
         campaigns = _campaigns(conn, {a["campaignId"] for a in due.values() if a.get("campaignId")})
     created = adopted = failed = 0
@@ -175,13 +175,15 @@ def export_tasks(svc: SyncService, run_id: int) -> TaskExportResult:
     with svc.engine.begin() as conn:
         if top is not None:
             svc._save_mark(conn, ACTIVITY_MARK, now, str(top))
-        svc._save_mark(conn, LINK_MARK, now, str(run_id))
+        if relink:  # a quiet cycle writes nothing
+            svc._save_mark(conn, LINK_MARK, now, str(run_id))
     return TaskExportResult(created, adopted, failed, tuple(errors))
 
 
 def _due(conn: Connection, cfg: ActivityTasks, run_id: int, now: dt.datetime
-         ) -> tuple[dict[int, dict[str, Any]], dict[int, tuple[str, int]], int | None]:  # fmt: skip
-    """The activities to export now (id → row), the known rows' (state, attempts), and the new mark."""
+         ) -> tuple[dict[int, dict[str, Any]], dict[int, tuple[str, int]], int | None, bool]:  # fmt: skip
+    """The activities to export now (id → row), the known rows' (state, attempts), the new activity
+    mark, and whether the link mark moves (first run, or runs linked prospects since)."""
     va = t.visitor_activity
     wanted = sa.or_(sa.false(), *((va.c.type == code) & (va.c.typeName == name) if name else va.c.type == code
                                   for code, name in cfg.selectors()))  # fmt: skip
@@ -198,6 +200,7 @@ def _due(conn: Connection, cfg: ActivityTasks, run_id: int, now: dt.datetime
                 for r in conn.execute(q if mark else q.where(va.c.createdAt >= cutoff)).mappings()
             }
         )
+    linked: Sequence[int] = []
     if link_mark is not None:  # prospects linked since the last export bring their recent activities
         linked = conn.execute(sa.select(sync_link.c.prospect_id).where(
             sync_link.c.run_id > link_mark, sync_link.c.run_id <= run_id)).scalars().all()  # fmt: skip
@@ -234,7 +237,7 @@ def _due(conn: Connection, cfg: ActivityTasks, run_id: int, now: dt.datetime
     for chunk in _chunks(sorted(set(retry) - set(due))):
         due.update({r["id"]: dict(r) for r in conn.execute(sa.select(va).where(va.c.id.in_(chunk))).mappings()
                     if r["prospectId"] is not None})  # fmt: skip
-    return due, states, top
+    return due, states, top, link_mark is None or bool(linked)
 
 
 def _mark(conn: Connection, source: str) -> int | None:
