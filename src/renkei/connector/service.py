@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from renkei import ids
 from renkei.clock import Clock, SystemClock
 from renkei.connector.adapters.builtin import BuiltinCrmAdapter
+from renkei.connector.bulk import create_in_bulk
 from renkei.connector.config import CRM_OBJECTS, ConnectorConfig, FieldMapping
 from renkei.core.identity import email_key
 from renkei.core.sync.judge import (
@@ -155,6 +156,8 @@ class SyncService:
             wanted = [i for i in by_source.get(f"crm:{obj}", []) if i not in crm[obj]]
             for rec in self.adapter.read(obj, wanted) if wanted else []:
                 crm[obj][str(rec["Id"])] = dict(rec)
+            if wanted:  # one order whatever the source, the change feed's: (SystemModstamp, Id)
+                crm[obj] = dict(sorted(crm[obj].items(), key=lambda kv: (_stamp(kv[1]), kv[0])))
         with self.engine.connect() as conn:
             p = _ptable(conn)
             if ma_mark is not None:
@@ -162,11 +165,31 @@ class SyncService:
                 # updatedAt >= stamp and would walk every prospect with the mark's stamp (all the
                 # prospects an initial sync created share one), making idle cycles O(prospects)
                 stamp = sa.literal(ma_mark[0], type_=p.c.updatedAt.type)
-                queries = [sa.select(p).where(p.c.updatedAt == stamp, p.c.id > ma_mark[1]).order_by(p.c.id),
-                           sa.select(p).where(p.c.updatedAt > stamp).order_by(p.c.updatedAt, p.c.id)]  # fmt: skip
+                ranges: list[Any] = [
+                    sa.and_(p.c.updatedAt == stamp, p.c.id > ma_mark[1]),
+                    p.c.updatedAt > stamp,
+                ]
             else:
-                queries = [sa.select(p).order_by(p.c.updatedAt, p.c.id)]
-            prospects = {int(r["id"]): dict(r) for q in queries for r in conn.execute(q).mappings()}
+                ranges = [sa.true()]
+            # The newest change first, then the changes up to it — leaving out linked prospects whose
+            # last change is the connector's own write (the planner drops those echoes anyway; after a
+            # bulk create they are a whole org's worth of rows). The mark still moves past them.
+            tops = [conn.execute(sa.select(p.c.updatedAt, p.c.id).where(r, p.c.updatedAt.is_not(None))
+                                 .order_by(p.c.updatedAt.desc(), p.c.id.desc()).limit(1)).first() for r in ranges]  # fmt: skip
+            top = max((x for x in tops if x is not None), key=lambda x: (x.updatedAt, x.id), default=None)
+            prospects: dict[int, dict[str, Any]] = {}
+            if top is not None:
+                last = sa.literal(top.updatedAt, type_=p.c.updatedAt.type)
+                upto = sa.or_(p.c.updatedAt < last, sa.and_(p.c.updatedAt == last, p.c.id <= top.id),
+                              p.c.updatedAt.is_(None))  # fmt: skip
+                own_echo = sa.and_(p.c.updatedAt == p.c.salesforceLastSync,
+                                   sa.exists().where(sync_link.c.prospect_id == p.c.id))  # fmt: skip
+                orders = (
+                    [[p.c.id], [p.c.updatedAt, p.c.id]] if ma_mark is not None else [[p.c.updatedAt, p.c.id]]
+                )
+                for r, order in zip(ranges, orders, strict=True):
+                    q = sa.select(p).where(r, upto, ~own_echo).order_by(*order)
+                    prospects.update({int(row["id"]): dict(row) for row in conn.execute(q).mappings()})
             extra = [int(i) for i in by_source.get("ma:prospect", []) if int(i) not in prospects]
             if extra:
                 prospects.update(
@@ -176,6 +199,8 @@ class SyncService:
                     }
                 )
         latest = max(((r["updatedAt"], r["id"]) for r in prospects.values() if r["updatedAt"]), default=None)
+        if top is not None and (latest is None or (top.updatedAt, top.id) > latest):
+            latest = (top.updatedAt, int(top.id))
         return _Gathered(crm, prospects, new_cursors, latest or ma_mark, mirrored, len(queued))
 
     # -- planning (pure over the gathered inputs and the store's state) ----------------------
@@ -399,6 +424,7 @@ class SyncService:
                     None,
                     f"new {obj} with email {rec.get('Email')}",
                     values=values,
+                    record=rec,
                 )
             )
             planned_creates[key] = (obj, rid)
@@ -671,6 +697,7 @@ class SyncService:
         with self.engine.begin() as conn:
             run_id = int(conn.execute(sync_run.insert().values(kind="cycle", started_at=started, status="running")
                                       .returning(sync_run.c.id)).scalar_one())  # fmt: skip
+        bulk_created = create_in_bulk(self, run_id, started)  # the plain new records of a large cycle
         gathered = self._gather()
         with self.engine.connect() as conn:
             ops = self._plan(conn, gathered)
@@ -689,6 +716,7 @@ class SyncService:
                 self._save_mark(conn, "ma:prospect", gathered.ma_mark[0], str(gathered.ma_mark[1]))
             conn.execute(sync_queue.delete().where(sync_queue.c.enqueued_at <= started))
             counts = _counts(ops)
+            counts["ma"]["create"] += bulk_created
             conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(
                 finished_at=self.clock.now(), status="done", counts=counts))  # fmt: skip
         if self.config.activity_tasks.enabled:  # opt-in: visitor activities → CRM tasks (tasks_export.py)
@@ -873,15 +901,12 @@ class SyncService:
                 pids[i] = int(new_id)
         conn.execute(sync_link.insert(), [{"prospect_id": pid, "crm_object": op.object, "crm_id": op.record_id,
                                            "linked_at": now, "run_id": run_id} for op, pid in zip(ops, pids, strict=True)])  # fmt: skip
-        audit = []
-        for op, pid in zip(ops, pids, strict=True):
-            base = {"run_id": run_id, "at": now, "direction": "ma", "object": "prospect", "record_id": str(pid),
-                    "prospect_id": pid, "old": None, "evidence": None, "rule": None}  # fmt: skip
-            audit.append({**base, "action": "create", "field": None, "new": None, "reason": op.reason[:255]})
-            audit += [{**base, "action": "update", "field": k, "new": _jsonable(v), "rule": "create",
-                       "evidence": Evidence.RULE.value, "reason": "created from the CRM record"}
-                      for k, v in op.values.items()]  # fmt: skip
-        conn.execute(_AUDIT_INSERT, audit)
+        # one audit row per new prospect: every field it took from the CRM record (explain reads it)
+        conn.execute(_AUDIT_INSERT, [{"run_id": run_id, "at": now, "direction": "ma", "action": "create",
+                                      "object": "prospect", "record_id": str(pid), "prospect_id": pid, "field": None,
+                                      "old": None, "new": {k: _jsonable(v) for k, v in op.values.items()},
+                                      "rule": "create", "evidence": Evidence.RULE.value, "reason": op.reason[:255]}
+                                     for op, pid in zip(ops, pids, strict=True)])  # fmt: skip
         created = {
             int(r["id"]): dict(r) for r in conn.execute(sa.select(p).where(p.c.id.in_(pids))).mappings()
         }
@@ -892,7 +917,9 @@ class SyncService:
         states = []
         for obj in {op.object for op in ops}:
             mine = [(op, pid) for op, pid in zip(ops, pids, strict=True) if op.object == obj]
-            records = {str(r["Id"]): r for r in self.adapter.read(obj, [str(op.record_id) for op, _ in mine])}
+            records = {str(op.record_id): op.record for op, _ in mine if op.record}  # as the cycle read them
+            unread = [str(op.record_id) for op, _ in mine if not op.record]
+            records.update({str(r["Id"]): r for r in self.adapter.read(obj, unread)} if unread else {})
             for op, pid in mine:
                 rec, prospect = records.get(str(op.record_id)), created[pid]
                 if rec is None:
@@ -1221,6 +1248,10 @@ class SyncService:
                 rows = self.adapter.read(link.crm_object, [link.crm_id])
                 rec = dict(rows[0]) if rows else {}
             obj = link.crm_object if link is not None else "Lead"
+            # a create is one audit row whose ``new`` holds every field the new prospect took
+            created = conn.execute(sa.select(sync_audit).where(
+                sync_audit.c.prospect_id == prospect_id, sync_audit.c.direction == "ma", sync_audit.c.action == "create",
+                sync_audit.c.field.is_(None)).order_by(sync_audit.c.id.desc()).limit(1)).mappings().first()  # fmt: skip
             fields_out = []
             for m, crm_field in self.config.mappings(obj):
                 if field_name and field_name not in (m.ma, crm_field):
@@ -1228,6 +1259,9 @@ class SyncService:
                 last_write = conn.execute(sa.select(sync_audit).where(
                     sync_audit.c.prospect_id == prospect_id, sync_audit.c.field == m.ma,
                     sync_audit.c.action == "update").order_by(sync_audit.c.id.desc()).limit(1)).mappings().first()  # fmt: skip
+                if (created is not None and isinstance(created["new"], dict) and m.ma in created["new"]
+                        and (last_write is None or last_write["id"] < created["id"])):  # fmt: skip
+                    last_write = {**created, "old": None, "new": created["new"][m.ma]}  # type: ignore[assignment]
                 last = state.get(m.ma)
                 nxt = None
                 if link is not None:
@@ -1472,6 +1506,10 @@ def _prospect_rows(
         for r in conn.execute(sa.select(*columns).where(p.c.id.in_(pids[start : start + 500]))).mappings():
             out[int(r["id"])] = dict(r)
     return out
+
+
+def _stamp(rec: Mapping[str, Any]) -> dt.datetime:
+    return rec.get("SystemModstamp") or dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def _own_write(prospect: Mapping[str, Any]) -> bool:

@@ -16,7 +16,7 @@ from renkei.errors import ConfigError
 from renkei.store.tables_sync import sync_setting_change
 
 SCALAR_KEYS = {"paused", "auto_create_prospects", "create_in_crm", "prefer", "on_filter_mismatch", "on_crm_delete",
-               "partial_writes", "cap", "queue_threshold", "rate_per_hour", "daily_api_budget", "placeholder"}  # fmt: skip
+               "partial_writes", "cap", "queue_threshold", "bulk_create_threshold", "rate_per_hour", "daily_api_budget", "placeholder"}  # fmt: skip
 
 
 def adapter_for(config: c.ConnectorConfig, clock: Clock) -> CrmAdapter | None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from renkei.core.sync.ports import MAX_BATCH, ChangeBatch, Cursor, WriteResult
+from renkei.core.sync.ports import MAX_BATCH, BulkSource, ChangeBatch, Cursor, WriteResult
 from renkei.crm.service import CrmService, SaveResult, Watermark
 
 
@@ -53,3 +54,16 @@ class BuiltinCrmAdapter:
     def query(self, soql: str) -> list[Mapping[str, Any]]:
         self.calls["read"] += 1
         return list(self.crm.query(soql)["records"])
+
+    def bulk_source(
+        self, conn: Any, object_name: str, where: str | None, now: dt.datetime
+    ) -> BulkSource | None:
+        """The object's table in this database and its filter compiled to SQL (``BulkCopyCapable``)."""
+        from renkei.crm.soql_sql import compile_where
+        from renkei.store import dynamic
+
+        if str(conn.engine.url) != str(self.crm.engine.url):
+            return None
+        schema = dynamic.load_crm_schema(conn)
+        condition = compile_where(schema, object_name, where, now=now) if where else None
+        return BulkSource(schema.table(object_name), condition)

@@ -70,3 +70,25 @@ class ReadsManyChanges(Protocol):
     def changes_many(
         self, cursors: Mapping[str, Cursor | None], limit: int = 2000
     ) -> dict[str, ChangeBatch]: ...
+
+
+@runtime_checkable
+class BulkCopyCapable(Protocol):
+    """Optional: a CRM whose records live in the marketing database itself (the built-in CRM), so a
+    cycle meeting many records without a prospect can copy them with set-based statements instead
+    of one planned create each (see ``renkei.core.sync.bulk``). The adapter only names its relation;
+    the engine writes its own state.
+
+    ``bulk_source`` returns, inside the engine's transaction ``conn``, the object's table and the
+    compiled "who syncs" filter over it (None without a filter) — or None when the records are not
+    in that database."""
+
+    def bulk_source(
+        self, conn: Any, object_name: str, where: str | None, now: dt.datetime
+    ) -> BulkSource | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BulkSource:
+    table: Any  # the object's table (a SQLAlchemy Table: the edge's type, not the core's)
+    condition: Any  # the filter as a boolean SQL expression over it, or None

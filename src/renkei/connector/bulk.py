@@ -1,0 +1,373 @@
+"""The fast initial sync: many CRM records without a prospect become prospects in set-based SQL.
+
+A cycle that finds at least ``bulk_create_threshold`` pending CRM records (the first sync of an org
+above all) and whose adapter can copy in bulk (``BulkCopyCapable``: the built-in CRM shares the
+marketing database) creates the plain cases with a few ``INSERT … SELECT`` statements: the
+prospects, their links, their agreed values (``sync_state``) and one audit row each. A pending
+record is a plain case when it is live, not a converted lead, matches its object's filter, is not
+linked, has an email whose key no other pending record of either object and no existing prospect
+has, and is not the target of a pending merge or conversion. Everything else — email collisions,
+a lead and a contact sharing an email (``prefer``), existing prospects with the email, updates of
+linked records, records over the licence cap — goes to the per-record planner in the same cycle
+(through the queue, in the CRM's change order), so the outcome is the one the per-record path
+gives. The CRM watermarks move past every pending record in the same transaction.
+
+What is copied comes from ``renkei.core.sync.bulk.creation_spec`` (the same mapping the planner
+uses); this module only renders it as SQL for SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from renkei.connector.config import CRM_OBJECTS
+from renkei.core.identity import email_key
+from renkei.core.sync.bulk import AgreedPair, Conversion, CreationSpec, Kind, creation_spec
+from renkei.core.sync.ports import BulkCopyCapable, BulkSource
+from renkei.store import dynamic
+from renkei.store import tables as t
+from renkei.store.db import UTCDateTime
+from renkei.store.tables_sync import sync_audit, sync_link, sync_queue, sync_state
+
+if TYPE_CHECKING:
+    from renkei.connector.service import SyncService
+
+#: What Python's ``str.strip()`` removes after NFKC (which already turned the other spaces into " ").
+_STRIPPED = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\u1680\u2028\u2029\u3000\xa0\u2000\u200a"
+_OWNER = "assignedToId"
+
+_md = sa.MetaData()
+#: The cycle's pending CRM records (a temporary table, dropped at the end of the transaction).
+_pending = sa.Table(
+    "renkei_bulk_pending",
+    _md,
+    sa.Column("obj", sa.String(10), nullable=False),
+    sa.Column("id", sa.String(18), primary_key=True),
+    sa.Column("modstamp", UTCDateTime()),
+    sa.Column("ekey", sa.Text()),
+    sa.Column("acts", sa.Integer(), nullable=False),  # would reach the planner's email matching
+    sa.Column("eligible", sa.Integer(), nullable=False),
+    sa.Column("ord", sa.Integer()),
+    sa.Column("pid", sa.Integer()),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+
+
+def cat(*parts: Any) -> Any:
+    """SQL string concatenation (``||``) of expressions and Python strings."""
+    texts = [sa.literal(x, sa.Text) if isinstance(x, str) else sa.type_coerce(x, sa.Text) for x in parts]
+    out: Any = texts[0]
+    for part in texts[1:]:
+        out = out.op("||", return_type=sa.Text)(part)
+    return out
+
+
+def kind_of(column: sa.Column[Any]) -> Kind | None:
+    typ = column.type
+    if isinstance(typ, sa.Boolean):
+        return Kind.BOOLEAN
+    if isinstance(typ, sa.Integer):
+        return Kind.INTEGER
+    if isinstance(typ, sa.Float):
+        return Kind.NUMBER
+    if isinstance(typ, UTCDateTime | sa.DateTime):
+        return Kind.DATETIME
+    if isinstance(typ, sa.Date):
+        return Kind.DATE
+    if isinstance(typ, sa.String):  # Text included
+        return Kind.TEXT
+    return None
+
+
+class _Sql:
+    """The few dialect-specific pieces: email key, blank test, JSON literals."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.pg = conn.dialect.name == "postgresql"
+        if not self.pg:  # SQLite: the exact Python key, as a deterministic SQL function
+            raw = conn.connection.driver_connection
+            raw.create_function("renkei_email_key", 1, email_key, deterministic=True)  # type: ignore[union-attr]
+
+    def email_key(self, col: Any) -> Any:
+        if not self.pg:
+            return sa.func.renkei_email_key(col)
+        # NFKC, trim, case: equal to email_key() whenever the key is ASCII (ß folds as casefold does);
+        # other keys are left to the per-record path (see ascii_key)
+        folded = sa.func.replace(
+            sa.func.replace(sa.func.normalize(col, sa.text("NFKC")), "ß", "ss"), "ẞ", "ss"
+        )
+        key = sa.func.lower(sa.func.btrim(folded, _STRIPPED))
+        return sa.func.nullif(key, "")
+
+    def ascii_key(self, key: Any) -> Any:
+        return key.op("~")(r"^[\x01-\x7f]*$") if self.pg else sa.true()
+
+    def blank(self, col: Any, kind: Kind) -> Any:
+        if kind is Kind.TEXT:
+            return sa.or_(col.is_(None), (sa.func.btrim if self.pg else sa.func.trim)(col, _STRIPPED) == "")
+        return col.is_(None)
+
+    def whole(self, col: Any) -> Any:
+        """A float as an integer (truncated, as ``int()`` does)."""
+        return sa.cast(sa.func.trunc(col) if self.pg else col, sa.BigInteger)
+
+    def number_as_ma(self, col: Any, integer_like: Any) -> Any:
+        """``_to_ma``: a whole float (or any float landing next to an integer) becomes an integer."""
+        return sa.case((sa.or_(col == self.whole(col), integer_like), self.whole(col)), else_=col)
+
+    def literal(self, expr: Any, kind: Kind | None) -> Any:
+        """The JSON text of a value as ``jsonable`` + ``json.dumps`` give it ('null' for NULL)."""
+        if kind is None:
+            return sa.literal("null")
+        if kind is Kind.BOOLEAN:
+            return sa.case((expr.is_(None), "null"), (expr, "true"), else_="false")
+        if kind is Kind.TEXT:
+            text = (
+                sa.cast(sa.func.to_json(sa.cast(expr, sa.Text)), sa.Text)
+                if self.pg
+                else sa.func.json_quote(expr)
+            )
+        elif kind is Kind.DATETIME:
+            text = (
+                sa.func.json_quote(self._iso(expr))
+                if not self.pg
+                else sa.cast(sa.func.to_json(self._iso(expr)), sa.Text)
+            )
+        elif kind is Kind.DATE:
+            day = sa.func.to_char(expr, "YYYY-MM-DD") if self.pg else expr
+            text = sa.cast(sa.func.to_json(day), sa.Text) if self.pg else sa.func.json_quote(day)
+        else:
+            text = sa.cast(expr, sa.Text)
+        return sa.func.coalesce(text, "null")
+
+    def _iso(self, expr: Any) -> Any:
+        """``datetime.isoformat()`` of an aware UTC datetime (microseconds only when not zero)."""
+        if self.pg:
+            utc = sa.func.timezone("UTC", expr)
+            micro = sa.func.to_char(utc, "US", type_=sa.Text)
+            return cat(sa.func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS'),
+                       sa.case((micro == "000000", ""), else_=cat(".", micro)), "+00:00")  # fmt: skip
+        micro = sa.func.substr(expr, 21, 6, type_=sa.Text)
+        return cat(sa.func.substr(expr, 1, 10), "T", sa.func.substr(expr, 12, 8),
+                   sa.case((sa.or_(micro == "000000", micro == ""), ""), else_=cat(".", micro)), "+00:00")  # fmt: skip
+
+    def as_json(self, text: Any) -> Any:
+        return sa.cast(text, sa.JSON) if self.pg else text
+
+
+def create_in_bulk(svc: SyncService, run_id: int, started: dt.datetime) -> int:
+    """Create the cycle's plain new prospects in bulk; returns how many (0: the per-record path
+    does everything, as it does below the threshold or for a CRM elsewhere)."""
+    cfg, adapter = svc.config, svc.adapter
+    if (
+        not isinstance(adapter, BulkCopyCapable)
+        or not cfg.auto_create_prospects
+        or cfg.rate_per_hour is not None
+    ):
+        return 0
+    now = svc.clock.now()
+    with svc.engine.begin() as conn:
+        sources: dict[str, BulkSource] = {}
+        for obj in CRM_OBJECTS:
+            source = adapter.bulk_source(conn, obj, cfg.filter_for(obj), now)
+            if source is None:
+                return 0
+            sources[obj] = source
+        if conn.execute(
+            sa.select(sync_queue.c.record_id).where(sync_queue.c.source.like("crm:%")).limit(1)
+        ).first():
+            return 0  # records waiting from an earlier cycle: keep their order simple, go per record
+        cursors = {obj: svc._cursor(conn, f"crm:{obj}") for obj in CRM_OBJECTS}
+
+        def pending(table: sa.Table, obj: str) -> Any:
+            cursor = cursors[obj]
+            if cursor is None:
+                return sa.true()
+            mark = sa.tuple_(
+                sa.literal(cursor.modstamp, type_=table.c.SystemModstamp.type), sa.literal(cursor.id)
+            )
+            return sa.tuple_(table.c.SystemModstamp, table.c.Id) > mark
+
+        count = 0
+        for obj, source in sources.items():
+            some = (sa.select(sa.literal(1)).select_from(source.table).where(pending(source.table, obj))
+                .limit(cfg.bulk_create_threshold))  # fmt: skip
+            count += int(conn.execute(sa.select(sa.func.count()).select_from(some.subquery())).scalar_one())
+        if count < cfg.bulk_create_threshold:
+            return 0
+        p = dynamic.load_prospect_schema(conn).table
+        ma_kinds = {c.name: kind_of(c) for c in p.columns}
+        specs: dict[str, CreationSpec] = {}
+        for obj, source in sources.items():
+            crm_kinds = {c.name: kind_of(c) for c in source.table.columns}
+            spec = creation_spec(obj, [(m.ma, f) for m, f in cfg.fields_to_pull(obj)],
+                                 [(m.ma, f) for m, f in cfg.mappings(obj)], crm_kinds, ma_kinds)  # fmt: skip
+            if spec is None:
+                return 0
+            specs[obj] = spec
+        sql = _Sql(conn)
+        _pending.create(conn)
+        try:
+            created = _copy(svc, conn, sql, sources, specs, pending, run_id, started, now)
+        finally:
+            if not sql.pg:  # PostgreSQL drops it at commit
+                _pending.drop(conn)
+    return created
+
+
+def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, BulkSource],
+          specs: dict[str, CreationSpec], pending: Any, run_id: int, started: dt.datetime, now: dt.datetime) -> int:  # fmt: skip
+    cfg = svc.config
+    pend = _pending
+    # 1. the pending records, and which of them would reach the planner's email matching
+    for obj, source in sources.items():
+        c = source.table
+        key = sql.email_key(c.c.Email)
+        acts = [c.c.IsDeleted.is_(False), key.is_not(None),
+                ~sa.exists().where(sync_link.c.crm_id == c.c.Id)]  # fmt: skip
+        if obj == "Lead":
+            acts.append(sa.or_(c.c.IsConverted.is_(None), c.c.IsConverted.is_(False)))
+        if source.condition is not None:
+            acts.append(source.condition)
+        flag = sa.case((sa.and_(*acts), 1), else_=0)
+        conn.execute(pend.insert().from_select(
+            ["obj", "id", "modstamp", "ekey", "acts", "eligible"],
+            sa.select(sa.literal(obj), c.c.Id, c.c.SystemModstamp, key, flag, flag).where(pending(c, obj))))  # fmt: skip
+    # 2. plain cases only: a key no other acting record and no prospect has, an ASCII key on PostgreSQL,
+    #    not the master of a merge or the contact of a conversion pending in this cycle
+    shared = sa.select(pend.c.ekey).where(pend.c.acts == 1).group_by(pend.c.ekey).having(sa.func.count() > 1)
+    p = dynamic.load_prospect_schema(conn).table
+    lead = sources["Lead"].table
+    targets = sa.union(
+        sa.select(lead.c.ConvertedContactId).where(lead.c.ConvertedContactId.is_not(None)),
+        *[sa.select(s.table.c.MasterRecordId).where(pending(s.table, o), s.table.c.MasterRecordId.is_not(None))
+          for o, s in sources.items()],
+    )  # fmt: skip
+    conn.execute(pend.update().where(pend.c.eligible == 1, sa.or_(
+        pend.c.ekey.in_(shared.scalar_subquery()),
+        sa.exists().where(p.c.emailKey == pend.c.ekey),
+        ~sql.ascii_key(pend.c.ekey),
+        pend.c.id.in_(sa.select(targets.subquery().c[0])))).values(eligible=0))  # fmt: skip
+    # 3. the planner's order (contacts then leads, each in change order; reversed with prefer: lead)
+    rank = sa.case((pend.c.obj == "Contact", 0), else_=1)
+    order = [rank, pend.c.modstamp, pend.c.id]
+    if cfg.prefer == "lead":
+        order = [o.desc() for o in order]
+    numbered = (
+        sa.select(pend.c.id, sa.func.row_number().over(order_by=order).label("n"))
+        .where(pend.c.eligible == 1)
+        .subquery()
+    )
+    conn.execute(pend.update().where(pend.c.id == numbered.c.id).values(ord=numbered.c.n))  # fmt: skip
+    if cfg.cap is not None:
+        # the first K plain cases in order, K leaving room for every other pending record: what the
+        # per-record path serves before the cap is then exactly the same set (the rest: cap_reached)
+        live = int(conn.execute(sa.select(sa.func.count()).select_from(sync_link)).scalar_one())
+        others = int(conn.execute(sa.select(sa.func.count()).where(pend.c.eligible == 0)).scalar_one())
+        room = max(0, cfg.cap - live - others)
+        conn.execute(pend.update().where(pend.c.eligible == 1, pend.c.ord > room).values(eligible=0))
+    created = 0
+    before = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(p.c.id), 0))).scalar_one())
+    users = t.ma_user
+    for obj in CRM_OBJECTS:
+        c, spec = sources[obj].table, specs[obj]
+        mine = sa.and_(pend.c.eligible == 1, pend.c.obj == obj, pend.c.id == c.c.Id)
+        owner = (sa.select(sa.func.min(users.c.id)).where(users.c.salesforceId == c.c.OwnerId)
+                 .where(users.c.salesforceId.is_not(None)).scalar_subquery())  # fmt: skip
+        values: dict[str, Any] = {}
+        for copy in spec.copies:
+            col = c.c[copy.source]
+            kind = sql_kind(c.c[copy.source])
+            value = sql.number_as_ma(col, sa.false()) if copy.conversion is Conversion.WHOLE_NUMBER else col
+            values[copy.target] = sa.case((sql.blank(col, kind), sa.null()), else_=value)
+        stamp = sa.literal(now, type_=UTCDateTime())
+        fixed = {"emailKey": pend.c.ekey, "score": sa.literal(0), "isDeleted": sa.false(), "createdAt": stamp,
+                 "updatedAt": stamp, "salesforceId": c.c.Id, "salesforceLastSync": stamp,
+                 "salesforceLeadId": c.c.Id if obj == "Lead" else sa.null(),
+                 "salesforceContactId": c.c.Id if obj == "Contact" else sa.null(),
+                 "source": sa.func.coalesce(values.get("source", sa.null()), "CRM"), _OWNER: owner}  # fmt: skip
+        row = {**values, **fixed}
+        select = sa.select(*row.values())
+        created += conn.execute(
+            p.insert().from_select(list(row), select.where(mine).order_by(pend.c.ord))
+        ).rowcount
+    # 4. link, agree, audit: each one statement per object, over the new prospects
+    new_id = (sa.select(p.c.id).where(p.c.salesforceId == pend.c.id, p.c.id > before)
+              .order_by(p.c.id).limit(1).scalar_subquery())  # fmt: skip
+    conn.execute(pend.update().where(pend.c.eligible == 1).values(pid=new_id))
+    born = sa.and_(pend.c.eligible == 1, pend.c.pid.is_not(None))
+    conn.execute(sync_link.insert().from_select(
+        ["prospect_id", "crm_object", "crm_id", "linked_at", "run_id"],
+        sa.select(pend.c.pid, pend.c.obj, pend.c.id, sa.literal(now, type_=UTCDateTime()), sa.literal(run_id))
+        .where(born)))  # fmt: skip
+    for obj in CRM_OBJECTS:
+        c, spec = sources[obj].table, specs[obj]
+        joined = sa.and_(born, pend.c.obj == obj, c.c.Id == pend.c.id, p.c.id == pend.c.pid)
+        owner_id = sql.literal(p.c[_OWNER], Kind.INTEGER)
+        agreed = _object_text([(a.field, _pair(sql, a, c, p)) for a in spec.agreed]
+                              + [(_OWNER, cat("[", owner_id, ",", owner_id, "]"))])  # fmt: skip
+        conn.execute(sync_state.insert().from_select(
+            ["prospect_id", "crm_object", "values", "synced_at"],
+            sa.select(pend.c.pid, pend.c.obj, sql.as_json(agreed), sa.literal(now, type_=UTCDateTime())).where(joined)))  # fmt: skip
+        written = []
+        for copy in spec.copies:
+            col = c.c[copy.source]
+            kind = sql_kind(col)
+            value = sql.number_as_ma(col, sa.false()) if copy.conversion is Conversion.WHOLE_NUMBER else col
+            lit = sql.literal(value, Kind.NUMBER if kind is Kind.NUMBER else kind)
+            written.append(
+                sa.case((sql.blank(col, kind), ""), else_=cat(f",{json.dumps(copy.target)}:", lit))
+            )
+        written.append(sa.case((p.c[_OWNER].is_(None), ""), else_=cat(f",{json.dumps(_OWNER)}:", owner_id)))
+        new = cat("{", sa.func.substr(cat(*written), 2, type_=sa.Text), "}")
+        reason = sa.func.substr(cat(f"new {obj} with email ", c.c.Email), 1, 255, type_=sa.Text)
+        conn.execute(sync_audit.insert().from_select(
+            ["run_id", "at", "direction", "action", "object", "record_id", "prospect_id", "new", "rule", "evidence", "reason"],
+            sa.select(sa.literal(run_id), sa.literal(now, type_=UTCDateTime()), sa.literal("ma"), sa.literal("create"),
+                      sa.literal("prospect"), sa.cast(pend.c.pid, sa.String), pend.c.pid, sql.as_json(new),
+                      sa.literal("create"), sa.literal("rule"), reason).where(joined)))  # fmt: skip
+    # 5. the rest to the per-record planner of this same cycle, the watermarks past everything read
+    conn.execute(sync_queue.insert().from_select(
+        ["source", "record_id", "enqueued_at"],
+        sa.select(cat("crm:", pend.c.obj), pend.c.id, sa.literal(started, type_=UTCDateTime()))
+        .where(sa.or_(pend.c.eligible == 0, pend.c.pid.is_(None)))))  # fmt: skip
+    for obj in CRM_OBJECTS:
+        last = conn.execute(sa.select(pend.c.modstamp, pend.c.id).where(pend.c.obj == obj)
+                            .order_by(pend.c.modstamp.desc(), pend.c.id.desc()).limit(1)).first()  # fmt: skip
+        if last is not None:
+            svc._save_mark(conn, f"crm:{obj}", last.modstamp, last.id)
+    return created
+
+
+def sql_kind(column: Any) -> Kind:
+    kind = kind_of(column)
+    assert kind is not None  # creation_spec refused the other kinds
+    return kind
+
+
+def _pair(sql: _Sql, a: AgreedPair, crm: sa.Table, p: sa.Table) -> Any:
+    """``[CRM value as marketing keeps it, marketing value]`` as JSON text, as ``_agreed_values`` writes it."""
+    ma = p.c[a.field]
+    if a.source is None:
+        crm_text: Any = sa.literal("null")
+    elif a.crm_kind is Kind.NUMBER:
+        integer_like = sa.and_(
+            ma.is_not(None), sa.true() if a.ma_kind in (Kind.INTEGER, Kind.BOOLEAN) else sa.false()
+        )
+        crm_text = sql.literal(sql.number_as_ma(crm.c[a.source], integer_like), Kind.NUMBER)
+    else:
+        crm_text = sql.literal(crm.c[a.source], a.crm_kind)
+    return cat("[", crm_text, ",", sql.literal(ma, a.ma_kind), "]")
+
+
+def _object_text(entries: list[tuple[str, Any]]) -> Any:
+    parts: list[Any] = []
+    for i, (name, text) in enumerate(entries):
+        parts += [("{" if i == 0 else ",") + json.dumps(name, ensure_ascii=False) + ":", text]
+    return cat(*parts, "}")
