@@ -106,7 +106,7 @@ class _Sql:
         return sa.func.nullif(key, "")
 
     def ascii_key(self, key: Any) -> Any:
-        return key.op("~")(r"^[\x01-\x7f]*$") if self.pg else sa.true()
+        return key.op("~", is_comparison=True)(r"^[\x01-\x7f]*$") if self.pg else sa.true()
 
     def blank(self, col: Any, kind: Kind) -> Any:
         if kind is Kind.TEXT:
@@ -272,7 +272,6 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         others = int(conn.execute(sa.select(sa.func.count()).where(pend.c.eligible == 0)).scalar_one())
         room = max(0, cfg.cap - live - others)
         conn.execute(pend.update().where(pend.c.eligible == 1, pend.c.ord > room).values(eligible=0))
-    created = 0
     before = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(p.c.id), 0))).scalar_one())
     users = t.ma_user
     for obj in CRM_OBJECTS:
@@ -294,14 +293,13 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
                  "source": sa.func.coalesce(values.get("source", sa.null()), "CRM"), _OWNER: owner}  # fmt: skip
         row = {**values, **fixed}
         select = sa.select(*row.values())
-        created += conn.execute(
-            p.insert().from_select(list(row), select.where(mine).order_by(pend.c.ord))
-        ).rowcount
+        conn.execute(p.insert().from_select(list(row), select.where(mine).order_by(pend.c.ord)))
     # 4. link, agree, audit: each one statement per object, over the new prospects
     new_id = (sa.select(p.c.id).where(p.c.salesforceId == pend.c.id, p.c.id > before)
               .order_by(p.c.id).limit(1).scalar_subquery())  # fmt: skip
     conn.execute(pend.update().where(pend.c.eligible == 1).values(pid=new_id))
     born = sa.and_(pend.c.eligible == 1, pend.c.pid.is_not(None))
+    created = int(conn.execute(sa.select(sa.func.count()).where(born)).scalar_one())
     conn.execute(sync_link.insert().from_select(
         ["prospect_id", "crm_object", "crm_id", "linked_at", "run_id"],
         sa.select(pend.c.pid, pend.c.obj, pend.c.id, sa.literal(now, type_=UTCDateTime()), sa.literal(run_id))
