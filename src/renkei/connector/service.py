@@ -80,6 +80,7 @@ class SyncService:
         self._described: dict[str, frozenset[str]] = {}
         self._users: tuple[dict[str, int], dict[int, str]] | None = None
         self._mapped: dict[str, list[tuple[FieldMapping, str]]] = {}
+        self._plain_pairs: dict[str, list[tuple[str, str]]] = {}
         self._audit_rows: list[dict[str, Any]] | None = None  # set while a transaction buffers its audit rows
 
     def _field_names(self, obj: str) -> frozenset[str]:
@@ -102,6 +103,12 @@ class SyncService:
             self._mapped[obj] = self.config.mappings(obj)
         return self._mapped[obj]
 
+    def _field_pairs(self, obj: str) -> list[tuple[str, str]]:
+        """(marketing field, CRM field) of each of the object's mappings, once per cycle."""
+        if obj not in self._plain_pairs:
+            self._plain_pairs[obj] = [(m.ma, f) for m, f in self._mappings(obj)]
+        return self._plain_pairs[obj]
+
     def _synced_fields(self) -> set[str]:
         """The prospect fields a pair's planning and agreed values look at: the mapped ones, the
         assigned user and the stamps (a narrower read than the whole prospect)."""
@@ -122,7 +129,7 @@ class SyncService:
         return self._users
 
     def _gather(self) -> _Gathered:
-        self._users, self._mapped = None, {}
+        self._users, self._mapped, self._plain_pairs = None, {}, {}
         with self.engine.connect() as conn:
             cursors = {f"crm:{o}": self._cursor(conn, f"crm:{o}") for o in (*CRM_OBJECTS, *_MIRRORED)}
             ma = conn.execute(
@@ -1048,12 +1055,15 @@ class SyncService:
                        crm_owner: int | None) -> dict[str, list[Any]]:  # fmt: skip
         """One prospect's agreed values: field → [CRM value as marketing keeps it, marketing value]."""
         values = {}
-        for m, f in self._mappings(obj):
-            if m.ma in prospect:
-                ma_value = prospect[m.ma]
-                crm_value = _to_ma(rec.get(f), ma_value)
-                values[m.ma] = [crm_value if type(crm_value) in _AS_IS else _jsonable(crm_value),
-                                ma_value if type(ma_value) in _AS_IS else _jsonable(ma_value)]  # fmt: skip
+        for ma, f in self._field_pairs(
+            obj
+        ):  # the hottest loop of a busy cycle: plain tuples, no calls for plain values
+            if ma in prospect:
+                ma_value, crm_value = prospect[ma], rec.get(f)
+                if isinstance(crm_value, float):
+                    crm_value = _to_ma(crm_value, ma_value)
+                values[ma] = [crm_value if type(crm_value) in _AS_IS else _jsonable(crm_value),
+                              ma_value if type(ma_value) in _AS_IS else _jsonable(ma_value)]  # fmt: skip
         values[OWNER] = [crm_owner, prospect.get(OWNER)]
         return values
 
