@@ -25,6 +25,11 @@ created, linked, audited and given agreed values by ``SyncService._create_prospe
 initial sync does for a record whose email matches no prospect, which is every record here
 (unique emails, no filters). The watermarks are then set as a cycle would set them. The first
 measured step (an idle cycle that must write nothing) checks the state is a settled one.
+
+The records carry a ``LeadSource``: a new prospect takes ``source: CRM`` when its record has none,
+and ``source`` is ``crm_wins_unless_blank``, so the first change of such a record also writes
+``LeadSource = CRM`` back to the CRM — the 10k CRM edits would then cost 10k CRM writes as well
+(the connector's rule, not a cost of the cycle; bench/sync_cycle.py shows that case).
 """
 
 from __future__ import annotations
