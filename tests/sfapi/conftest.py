@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -19,6 +21,7 @@ from renkei.cli.cmd_devcert import write_dev_cert
 from renkei.clock import Clock, FixedClock, SystemClock
 from renkei.crm.service import CrmService
 from renkei.sfapi.auth import TokenService
+from renkei.store.db import make_engine
 from renkei.web.app import create_app
 
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
@@ -146,3 +149,13 @@ def _serve(
         yield Server(
             f"https://127.0.0.1:{port}", port, str(tls_dir / "ca.pem"), token, user_id, engine, fixed
         )
+
+
+@pytest.fixture
+def marketing_engine(_templates: Any, tmp_path: Path) -> Iterator[Engine]:
+    """The connector's own database, apart from the org's (as with a real Salesforce org)."""
+    path = tmp_path / "marketing.db"
+    shutil.copyfile(_templates.sqlite(), path)
+    engine = make_engine(f"sqlite:///{path}")
+    yield engine
+    engine.dispose()

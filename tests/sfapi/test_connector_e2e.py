@@ -5,9 +5,6 @@ counted from the server's request log."""
 from __future__ import annotations
 
 import math
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +19,6 @@ from renkei.marketing.demo import load_demo
 from renkei.marketing.service import ProspectService
 from renkei.sfapi.usage import ApiUsage, LoggedRequest
 from renkei.store import tables as t
-from renkei.store.db import make_engine
 
 from .conftest import Server
 from .test_contract import salesforce_client
@@ -43,16 +39,6 @@ def reads(log: list[LoggedRequest]) -> list[LoggedRequest]:
 
 def writes(log: list[LoggedRequest]) -> list[LoggedRequest]:
     return [e for e in log if not is_read(e)]
-
-
-@pytest.fixture
-def marketing_engine(_templates: Any, tmp_path: Path) -> Iterator[Engine]:
-    """The connector's own database, apart from the org's (as with a real Salesforce org)."""
-    path = tmp_path / "marketing.db"
-    shutil.copyfile(_templates.sqlite(), path)
-    engine = make_engine(f"sqlite:///{path}")
-    yield engine
-    engine.dispose()
 
 
 def budget(n: int) -> int:

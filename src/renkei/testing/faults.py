@@ -1,21 +1,30 @@
-"""An httpx transport that injects the failures a Salesforce org produces, on a fixed schedule.
+"""Failures a Salesforce org produces, injected on a fixed schedule, at two levels:
+
+    FaultInjectingTransport  an httpx transport under the Salesforce adapter's client (HTTP level:
+                             the client's retries and backoff see them)
+    FaultyAdapter            a wrapper around any ``CrmAdapter`` (the built-in one in process),
+                             failing as an adapter does once its client's retries ran out
 
 Faults are deterministic: each ``Fault`` names a kind and which matching requests it hits
 (``every`` n-th, at most ``times``), so a test can assert exactly what happened. Failed requests
-never reach the server (a timeout here is a connect-stage timeout), and a partial collection
-failure forwards only the records that succeed, so the server's state always matches what the
-client was told.
+never reach the server or the CRM (a timeout here is a connect-stage timeout), and a partial
+collection failure forwards only the records that succeed, so the CRM's state always matches what
+the caller was told.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
+
+from renkei.core.sync.ports import ChangeBatch, CrmAdapter, Cursor, WriteResult
+from renkei.errors import RetriableError
 
 
 class FaultKind(enum.Enum):
@@ -46,9 +55,13 @@ class Fault:
 
     def applies(self, request: httpx.Request) -> bool:
         """Count a matching request; True when this one is to fail."""
-        if self.path_contains not in request.url.path:
+        return self.applies_to(request.url.path, writes="composite/sobjects" in request.url.path)
+
+    def applies_to(self, path: str, *, writes: bool) -> bool:
+        """The same for any call named by a path (``FaultyAdapter`` names ``adapter/<method>/<object>``)."""
+        if self.path_contains not in path:
             return False
-        if self.kind is FaultKind.PARTIAL_COLLECTION and "composite/sobjects" not in request.url.path:
+        if self.kind is FaultKind.PARTIAL_COLLECTION and not writes:
             return False
         self.seen += 1
         if self.times is not None and self.hits >= self.times:
@@ -139,3 +152,84 @@ class FaultInjectingTransport(httpx.BaseTransport):
         for i in range(len(items)):
             merged.append({"id": None, **lock} if i in failed else next(it))
         return httpx.Response(200, json=merged, headers=limit_info, request=request)
+
+
+#: What a whole call that failed looks like once the Salesforce client's retries ran out.
+_CALL_FAILURES = {
+    FaultKind.SERVER_ERROR: ("UNKNOWN_EXCEPTION", "An unexpected error occurred"),
+    FaultKind.UNAVAILABLE: ("SERVER_UNAVAILABLE", "Service unavailable"),
+    FaultKind.TIMEOUT: ("SERVER_UNAVAILABLE", "ConnectTimeout"),
+    FaultKind.TOO_MANY_REQUESTS: ("REQUEST_LIMIT_EXCEEDED", "Too many requests"),
+    FaultKind.REQUEST_LIMIT: ("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
+    FaultKind.LOCK: ("UNABLE_TO_LOCK_ROW", LOCK_MESSAGE),
+}
+_LOCKED = WriteResult(None, False, (("UNABLE_TO_LOCK_ROW", LOCK_MESSAGE, ()),))
+
+
+@dataclass
+class FaultyAdapter:
+    """A ``CrmAdapter`` whose calls fail on the faults' schedule. Each call is named
+    ``adapter/<method>/<object>`` for ``Fault.path_contains`` (``"adapter/update/Lead"``,
+    ``"adapter/changes"``, ``"adapter/"`` for all). A hit on a read raises ``RetriableError`` (the
+    error the Salesforce adapter raises once its retries are used up); a hit on a write fails
+    records without saving them: every record for LOCK and the call failures (the client reports
+    a failed collection call per record), every ``stride``-th for PARTIAL_COLLECTION."""
+
+    inner: CrmAdapter
+    faults: list[Fault] = field(default_factory=list)
+    injected: list[tuple[FaultKind, str, str]] = field(default_factory=list)
+    enabled: bool = True
+
+    def _hit(self, method: str, object_name: str, *, writes: bool) -> Fault | None:
+        if not self.enabled:
+            return None
+        path = f"adapter/{method}/{object_name}"
+        hits = [fault for fault in self.faults if fault.applies_to(path, writes=writes)]
+        if hits:
+            self.injected.append((hits[0].kind, method, path))
+        return hits[0] if hits else None
+
+    def _read(self, method: str, object_name: str) -> None:
+        fault = self._hit(method, object_name, writes=False)
+        if fault is not None:
+            code, message = _CALL_FAILURES[fault.kind]
+            raise RetriableError(f"{method} {object_name}: {message}", code=code)
+
+    def _write(
+        self, method: str, object_name: str, records: Sequence[Mapping[str, Any]]
+    ) -> list[WriteResult]:
+        send = getattr(self.inner, method)
+        fault = self._hit(method, object_name, writes=True)
+        if fault is None:
+            return list(send(object_name, records))
+        if fault.kind is not FaultKind.PARTIAL_COLLECTION:
+            code, message = _CALL_FAILURES[fault.kind]
+            return [WriteResult(None, False, ((code, message, ()),))] * len(records)
+        failed = {i for i in range(len(records)) if i % fault.stride == fault.stride - 1}
+        kept = iter(send(object_name, [r for i, r in enumerate(records) if i not in failed]))
+        return [_LOCKED if i in failed else next(kept) for i in range(len(records))]
+
+    def changes(self, object_name: str, cursor: Cursor | None, limit: int = 2000) -> ChangeBatch:
+        self._read("changes", object_name)
+        return self.inner.changes(object_name, cursor, limit)
+
+    def read(self, object_name: str, ids: Sequence[str]) -> list[Mapping[str, Any]]:
+        self._read("read", object_name)
+        return self.inner.read(object_name, ids)
+
+    def create(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        return self._write("create", object_name, records)
+
+    def update(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        return self._write("update", object_name, records)
+
+    def describe(self, object_name: str) -> Mapping[str, Any]:
+        return self.inner.describe(object_name)
+
+    def count(self, object_name: str, where: str | None) -> int:
+        self._read("count", object_name)
+        return self.inner.count(object_name, where)
+
+    def query(self, soql: str) -> list[Mapping[str, Any]]:
+        self._read("query", soql.split(" FROM ")[-1].split(" ")[0] if " FROM " in soql else "")
+        return self.inner.query(soql)
