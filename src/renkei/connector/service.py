@@ -448,6 +448,17 @@ class SyncService:
         current = self._read_current(g, [pair for _, pair in linked_changes])
         ma_changed = {pid for pid, _ in linked_changes}
         planned_pids = {o.prospect_id for o in ops}
+        # unlinked prospects bound for the CRM may match a record by email: look them all up at once
+        by_email = self._crm_by_emails(
+            [r["email"] for pid, r in g.prospects.items()
+             if r.get("email") and not r.get("isDeleted") and pid not in touched_pairs and pid not in planned_pids
+             and links.prospect(pid) is None and cfg.create_in_crm != "never"
+             and (cfg.create_in_crm != "on_assignment" or r.get("assignedToId"))],
+            links,
+        )  # fmt: skip
+        matched = self._read_current(
+            g, [(crm_id, obj) for found in by_email.values() for obj, crm_id in found]
+        )
         for pid, prospect in g.prospects.items():
             if pid in touched_pairs or prospect.get("isDeleted"):
                 continue
@@ -481,11 +492,11 @@ class SyncService:
             if not prospect.get("email"):
                 ops.append(Op(Action.SKIP, None, "Lead", None, pid, "no email"))
                 continue
-            match = self._find_crm_by_email(prospect["email"], links)
-            if match is not None:
+            match = self._first_match(by_email.get(email_key(prospect["email"]) or "", []), links)
+            if match is not None and match[1] in matched:
                 obj, crm_id = match
                 ops.append(Op(Action.LINK, None, obj, crm_id, pid, f"matched existing {obj} by email"))
-                rec = dict(self.adapter.read(obj, [crm_id])[0])
+                rec = dict(matched[crm_id])
                 ops += self._update_ops(conn, obj, crm_id, pid, rec, prospect, {}, "first sync after linking")
                 continue
             if not cap_ok():
@@ -681,18 +692,29 @@ class SyncService:
         rows = self.adapter.read(obj, [crm_id])
         return not rows or bool(rows[0].get("IsDeleted"))
 
-    def _find_crm_by_email(self, email: str, links: _Links) -> tuple[str, str] | None:
-        key = email_key(email) or ""
-        quoted = key.replace("\\", "\\\\").replace("'", "\\'")
-        found: list[tuple[str, str]] = []
-        for obj in ("Contact", "Lead"):
-            where = f"Email = '{quoted}'" + (" AND IsConverted = false" if obj == "Lead" else "")
-            for rec in self.adapter.query(f"SELECT Id FROM {obj} WHERE {where}"):
-                if links.crm(str(rec["Id"])) is None:
-                    found.append((obj, str(rec["Id"])))
+    def _crm_by_emails(self, emails: Sequence[str], links: _Links) -> dict[str, list[tuple[str, str]]]:
+        """Unlinked contacts and unconverted leads per email key: one ``Email IN (…)`` query per
+        object and 200 emails (not one query per prospect)."""
+        keys = sorted({k for e in emails if (k := email_key(e))})
+        out: dict[str, list[tuple[str, str]]] = {}
+        for start in range(0, len(keys), 200):
+            quoted = ", ".join(
+                "'" + k.replace("\\", "\\\\").replace("'", "\\'") + "'" for k in keys[start : start + 200]
+            )
+            for obj in ("Contact", "Lead"):
+                where = f"Email IN ({quoted})" + (" AND IsConverted = false" if obj == "Lead" else "")
+                for rec in self.adapter.query(f"SELECT Id, Email FROM {obj} WHERE {where} ORDER BY Id"):
+                    key = email_key(rec.get("Email"))
+                    if key is not None and links.crm(str(rec["Id"])) is None:
+                        out.setdefault(key, []).append((obj, str(rec["Id"])))
+        return out
+
+    def _first_match(self, found: list[tuple[str, str]], links: _Links) -> tuple[str, str] | None:
+        """Contacts before leads (``prefer: lead`` puts leads first), skipping records linked meanwhile."""
+        live = [f for f in found if links.crm(f[1]) is None]
         if self.config.prefer == "lead":
-            found.sort(key=lambda x: x[0] != "Lead")
-        return found[0] if found else None
+            live.sort(key=lambda x: x[0] != "Lead")
+        return live[0] if live else None
 
     # -- running -----------------------------------------------------------------------------
 
