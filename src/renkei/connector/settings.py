@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,28 @@ SCALAR_KEYS = {"paused", "auto_create_prospects", "create_in_crm", "prefer", "on
                "partial_writes", "cap", "queue_threshold", "bulk_create_threshold", "rate_per_hour", "daily_api_budget", "placeholder"}  # fmt: skip
 
 
+#: One Salesforce client per org settings and credentials in this process: the daemon builds a
+#: service per cycle, and the client keeps its token, connections and describe cache between them
+#: (describes cost one Composite call per process, not one per cycle).
+_CLIENTS: dict[tuple[Any, ...], Any] = {}
+
+
 def adapter_for(config: c.ConnectorConfig, clock: Clock) -> CrmAdapter | None:
     """The CRM adapter ``crm:`` in connector.yaml names (None: the built-in CRM of this database)."""
     if config.crm.type == "salesforce":
         from renkei.connector.adapters.salesforce import SalesforceAdapter, SalesforceClient
+        from renkei.errors import ConfigError
 
-        assert config.crm.salesforce is not None  # the config's validator insists
-        return SalesforceAdapter(SalesforceClient(config.crm.salesforce, clock=clock))
+        org = config.crm.salesforce
+        assert org is not None  # the config's validator insists
+        try:  # the secrets' current values (hashed) are part of the key: a rotated token is a new client
+            secrets = "\0".join(s.reveal() if s else "" for s in (org.token, org.client_secret, org.password))
+            key = (org, hashlib.sha256(secrets.encode()).hexdigest())
+        except ConfigError:
+            return SalesforceAdapter(SalesforceClient(org, clock=clock))  # reports the missing secret on use
+        if key not in _CLIENTS:
+            _CLIENTS[key] = SalesforceClient(org, clock=clock)
+        return SalesforceAdapter(_CLIENTS[key])
     return None
 
 
