@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
 
 from renkei.connector.config import CRM_OBJECTS
 from renkei.core.identity import email_key
 from renkei.core.sync.bulk import AgreedPair, Conversion, CreationSpec, Kind, creation_spec
+from renkei.core.sync.messages import jsonable
 from renkei.core.sync.ports import BulkCopyCapable, BulkSource
 from renkei.store import dynamic
 from renkei.store import tables as t
@@ -40,6 +42,10 @@ if TYPE_CHECKING:
 #: What Python's ``str.strip()`` removes after NFKC (which already turned the other spaces into " ").
 _STRIPPED = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\u1680\u2028\u2029\u3000\xa0\u2000\u200a"
 _OWNER = "assignedToId"
+#: Prospect fields a new prospect takes from its record or the engine, not from a copy.
+_DERIVED = frozenset(
+    {"source", _OWNER, "emailKey", "salesforceId", "salesforceLeadId", "salesforceContactId"}
+)
 
 _md = sa.MetaData()
 #: The cycle's pending CRM records (a temporary table, dropped at the end of the transaction).
@@ -60,12 +66,54 @@ _pending = sa.Table(
 
 
 def cat(*parts: Any) -> Any:
-    """SQL string concatenation (``||``) of expressions and Python strings."""
-    texts = [sa.literal(x, sa.Text) if isinstance(x, str) else sa.type_coerce(x, sa.Text) for x in parts]
-    out: Any = texts[0]
-    for part in texts[1:]:
-        out = out.op("||", return_type=sa.Text)(part)
+    """SQL string concatenation of expressions and Python strings: one ``printf`` on SQLite (a JSON
+    object of thirty pairs built by ``||`` copies the growing string sixty times), ``||`` elsewhere.
+    Nested ``cat`` results are flattened into their parent."""
+    flat: list[Any] = []
+    for x in parts:
+        inner = getattr(x, "_renkei_parts", None)
+        for y in inner if inner is not None else [x]:
+            if isinstance(y, str) and flat and isinstance(flat[-1], str):
+                flat[-1] += y
+            else:
+                flat.append(y)
+    out = _Concat(
+        *[sa.literal(x, sa.Text) if isinstance(x, str) else sa.type_coerce(x, sa.Text) for x in flat]
+    )
+    out._renkei_parts = flat
     return out
+
+
+class _Concat(sa.sql.functions.GenericFunction[str]):
+    type = sa.Text()
+    name = "renkei_concat"
+    inherit_cache = False  # the compiled form depends on the parts (printf's format string)
+    _renkei_parts: list[Any]  # Python strings and expressions, in order
+
+
+@compiles(_Concat)
+def _concat_default(element: _Concat, compiler: Any, **kw: Any) -> str:
+    return "(" + " || ".join(compiler.process(c, **kw) for c in element.clauses) + ")"
+
+
+@compiles(_Concat, "sqlite")
+def _concat_sqlite(element: _Concat, compiler: Any, **kw: Any) -> str:
+    calls, fmt, args = [], "", []
+    for part in element._renkei_parts:
+        if isinstance(part, str):
+            fmt += part.replace("%", "%%")
+            continue
+        fmt += "%s"
+        args.append(compiler.process(sa.type_coerce(part, sa.Text), **kw))
+        if len(args) == 100:  # SQLite takes at most 127 arguments
+            calls.append((fmt, args))
+            fmt, args = "", []
+    if fmt or not calls:
+        calls.append((fmt, args))
+    quoted = [
+        "printf('" + f.replace("'", "''") + "'" + "".join(", " + a for a in a_) + ")" for f, a_ in calls
+    ]
+    return "(" + " || ".join(quoted) + ")"
 
 
 def kind_of(column: sa.Column[Any]) -> Kind | None:
@@ -145,6 +193,16 @@ class _Sql:
         else:
             text = sa.cast(expr, sa.Text)
         return sa.func.coalesce(text, "null")
+
+    def json_value(self, expr: Any, kind: Kind) -> Any:
+        """SQLite: a value as ``json_object`` should embed it (booleans as JSON true/false)."""
+        if kind is Kind.BOOLEAN:
+            return sa.case(
+                (expr.is_(None), sa.null()), (expr, sa.func.json("true")), else_=sa.func.json("false")
+            )
+        if kind is Kind.DATETIME:
+            return self._iso(expr)
+        return expr
 
     def _iso(self, expr: Any) -> Any:
         """``datetime.isoformat()`` of an aware UTC datetime (microseconds only when not zero)."""
@@ -254,18 +312,16 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         sa.exists().where(p.c.emailKey == pend.c.ekey),
         ~sql.ascii_key(pend.c.ekey),
         pend.c.id.in_(sa.select(targets.subquery().c[0])))).values(eligible=0))  # fmt: skip
-    # 3. the planner's order (contacts then leads, each in change order; reversed with prefer: lead)
-    rank = sa.case((pend.c.obj == "Contact", 0), else_=1)
-    order = [rank, pend.c.modstamp, pend.c.id]
-    if cfg.prefer == "lead":
-        order = [o.desc() for o in order]
-    numbered = (
-        sa.select(pend.c.id, sa.func.row_number().over(order_by=order).label("n"))
-        .where(pend.c.eligible == 1)
-        .subquery()
-    )
-    conn.execute(pend.update().where(pend.c.id == numbered.c.id).values(ord=numbered.c.n))  # fmt: skip
+    # 3. with a cap: the planner's order (contacts then leads, each in change order; reversed with
+    #    prefer: lead) decides who is served
     if cfg.cap is not None:
+        rank = sa.case((pend.c.obj == "Contact", 0), else_=1)
+        order = [rank, pend.c.modstamp, pend.c.id]
+        if cfg.prefer == "lead":
+            order = [o.desc() for o in order]
+        numbered = (sa.select(pend.c.id, sa.func.row_number().over(order_by=order).label("n"))
+                    .where(pend.c.eligible == 1).subquery())  # fmt: skip
+        conn.execute(pend.update().where(pend.c.id == numbered.c.id).values(ord=numbered.c.n))
         # the first K plain cases in order, K leaving room for every other pending record: what the
         # per-record path serves before the cap is then exactly the same set (the rest: cap_reached)
         live = int(conn.execute(sa.select(sa.func.count()).select_from(sync_link)).scalar_one())
@@ -293,7 +349,7 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
                  "source": sa.func.coalesce(values.get("source", sa.null()), "CRM"), _OWNER: owner}  # fmt: skip
         row = {**values, **fixed}
         select = sa.select(*row.values())
-        conn.execute(p.insert().from_select(list(row), select.where(mine).order_by(pend.c.ord)))
+        conn.execute(p.insert().from_select(list(row), select.where(mine)))
     # 4. link, agree, audit: each one statement per object, over the new prospects
     new_id = (sa.select(p.c.id).where(p.c.salesforceId == pend.c.id, p.c.id > before)
               .order_by(p.c.id).limit(1).scalar_subquery())  # fmt: skip
@@ -308,13 +364,30 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         c, spec = sources[obj].table, specs[obj]
         joined = sa.and_(born, pend.c.obj == obj, c.c.Id == pend.c.id, p.c.id == pend.c.pid)
         owner_id = sql.literal(p.c[_OWNER], Kind.INTEGER)
-        agreed = _object_text([(a.field, _pair(sql, a, c, p)) for a in spec.agreed]
+        copied = {copy.target for copy in spec.copies}
+        agreed = _object_text([(a.field, _pair(sql, a, c, p, _ma_constant(p, a.field, copied, now))) for a in spec.agreed]
                               + [(_OWNER, cat("[", owner_id, ",", owner_id, "]"))])  # fmt: skip
         conn.execute(sync_state.insert().from_select(
             ["prospect_id", "crm_object", "values", "synced_at"],
             sa.select(pend.c.pid, pend.c.obj, sql.as_json(agreed), sa.literal(now, type_=UTCDateTime())).where(joined)))  # fmt: skip
+        if not sql.pg:  # one C call: json_object of the values (NULL for blanks), json_patch drops the NULLs
+            pairs: list[tuple[str, Any]] = []
+            for copy in spec.copies:
+                col = c.c[copy.source]
+                kind = sql_kind(col)
+                value = (
+                    sql.number_as_ma(col, sa.false()) if copy.conversion is Conversion.WHOLE_NUMBER else col
+                )
+                pairs.append(
+                    (
+                        copy.target,
+                        sa.case((sql.blank(col, kind), sa.null()), else_=sql.json_value(value, kind)),
+                    )
+                )
+            pairs.append((_OWNER, p.c[_OWNER]))
+            new = sa.func.json_patch("{}", sa.func.json_object(*[x for pair in pairs for x in pair]))
         written = []
-        for copy in spec.copies:
+        for copy in spec.copies if sql.pg else ():
             col = c.c[copy.source]
             kind = sql_kind(col)
             value = sql.number_as_ma(col, sa.false()) if copy.conversion is Conversion.WHOLE_NUMBER else col
@@ -322,8 +395,11 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
             written.append(
                 sa.case((sql.blank(col, kind), ""), else_=cat(f",{json.dumps(copy.target)}:", lit))
             )
-        written.append(sa.case((p.c[_OWNER].is_(None), ""), else_=cat(f",{json.dumps(_OWNER)}:", owner_id)))
-        new = cat("{", sa.func.substr(cat(*written), 2, type_=sa.Text), "}")
+        if sql.pg:
+            written.append(
+                sa.case((p.c[_OWNER].is_(None), ""), else_=cat(f",{json.dumps(_OWNER)}:", owner_id))
+            )
+            new = cat("{", sa.func.substr(cat(*written), 2, type_=sa.Text), "}")
         reason = sa.func.substr(cat(f"new {obj} with email ", c.c.Email), 1, 255, type_=sa.Text)
         conn.execute(sync_audit.insert().from_select(
             ["run_id", "at", "direction", "action", "object", "record_id", "prospect_id", "new", "rule", "evidence", "reason"],
@@ -349,7 +425,25 @@ def sql_kind(column: Any) -> Kind:
     return kind
 
 
-def _pair(sql: _Sql, a: AgreedPair, crm: sa.Table, p: sa.Table) -> Any:
+def _ma_constant(p: sa.Table, field: str, copied: set[str], now: dt.datetime) -> str | None:
+    """The JSON of a new prospect's field when every new prospect holds the same value (the
+    stamps, the zero score, the fields nothing is copied into), else None."""
+    fixed = {"score": "0", "isDeleted": "false", **dict.fromkeys(("createdAt", "updatedAt", "salesforceLastSync"),
+                                                                 json.dumps(jsonable(now)))}  # fmt: skip
+    if field in fixed:
+        return fixed[field]
+    column = p.c[field]
+    if (
+        field in copied
+        or field in _DERIVED
+        or column.default is not None
+        or column.server_default is not None
+    ):
+        return None
+    return "null"
+
+
+def _pair(sql: _Sql, a: AgreedPair, crm: sa.Table, p: sa.Table, ma_constant: str | None) -> Any:
     """``[CRM value as marketing keeps it, marketing value]`` as JSON text, as ``_agreed_values`` writes it."""
     ma = p.c[a.field]
     if a.source is None:
@@ -361,7 +455,9 @@ def _pair(sql: _Sql, a: AgreedPair, crm: sa.Table, p: sa.Table) -> Any:
         crm_text = sql.literal(sql.number_as_ma(crm.c[a.source], integer_like), Kind.NUMBER)
     else:
         crm_text = sql.literal(crm.c[a.source], a.crm_kind)
-    return cat("[", crm_text, ",", sql.literal(ma, a.ma_kind), "]")
+    return cat(
+        "[", crm_text, ",", ma_constant if ma_constant is not None else sql.literal(ma, a.ma_kind), "]"
+    )
 
 
 def _object_text(entries: list[tuple[str, Any]]) -> Any:
