@@ -194,3 +194,37 @@ def test_the_bulk_path_takes_plain_records_and_leaves_the_rest(engine: Engine) -
         "email": "a@example.jp", "lastName": "人0", "company": "会社0", "jobTitle": "課長", "optedOut": False,
         "assignedToId": 1}  # fmt: skip
     assert "phone" not in created[lead.id] and "firstName" not in created[lead.id]  # blanks are not written
+
+
+KEYS = ["Sato@Example.JP", "  ｓａｔｏ＠ｅｘａｍｐｌｅ．ｊｐ　", "\tＳＡＴＯ＠example.jp\n", "STRASSE@example.jp",
+        "straße@example.jp", "", "　", "山田@例え.jp"]  # fmt: skip
+
+
+def test_the_sql_email_key_is_email_key(engine: Engine) -> None:
+    """The key the bulk path computes in SQL equals ``email_key`` — on PostgreSQL wherever it is
+    ASCII (other keys are left to the per-record path, which computes them in Python)."""
+    from renkei.connector.bulk import _Sql
+
+    with engine.connect() as conn:
+        sql = _Sql(conn)
+        got = [tuple(conn.execute(sa.select(sql.email_key(sa.literal(k)), sql.ascii_key(sql.email_key(sa.literal(k))))).one())
+               for k in KEYS]  # fmt: skip
+    for raw, (key, ascii_) in zip(KEYS, got, strict=True):
+        if ascii_ or key is None:
+            assert key == email_key(raw), raw
+    assert all(a for _, a in got[:5])  # full-width, spaced and mixed-case Latin emails are keyed in SQL
+
+
+def test_explain_reads_a_bulk_create(engine: Engine) -> None:
+    org = {"records": [{"object": "Lead", "Email": "e@example.jp", "Title": "課長", "OwnerId": LINKED_OWNER,
+                        "Phone": None, "HasOptedOutOfEmail": False}],
+           "existing": [], "cap": None, "prefer": "contact", "filter": False}  # fmt: skip
+    clock = build(engine, org)
+    svc = SyncService(engine, config(org, 0), clock=clock)
+    run = svc.run()
+    with engine.connect() as conn:
+        pid = conn.execute(sa.select(sync_link.c.prospect_id)).scalar_one()
+    [field] = svc.explain(pid, "jobTitle")["fields"]
+    assert (field["marketingValue"], field["lastWrite"]["runId"], field["lastWrite"]["to"],
+            field["lastWrite"]["writtenTo"], field["nextCycle"]["write"]) == ("課長", run["runId"], "課長", "ma", None)  # fmt: skip
+    assert svc.rollback(run["runId"])["restored"] == 0  # a run's creates are not undone (as before)

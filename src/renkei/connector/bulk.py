@@ -334,7 +334,7 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         c, spec = sources[obj].table, specs[obj]
         mine = sa.and_(pend.c.eligible == 1, pend.c.obj == obj, pend.c.id == c.c.Id)
         owner = (sa.select(sa.func.min(users.c.id)).where(users.c.salesforceId == c.c.OwnerId)
-                 .where(users.c.salesforceId.is_not(None)).scalar_subquery())  # fmt: skip
+                 .where(users.c.salesforceId.is_not(None), users.c.salesforceId != "").scalar_subquery())  # fmt: skip
         values: dict[str, Any] = {}
         for copy in spec.copies:
             col = c.c[copy.source]
