@@ -275,6 +275,15 @@ class SyncService:
         in_recycle_bin = {
             crm_id: bool(r.get("IsDeleted")) for crm_id, r in self._read_current(g, linked_elsewhere).items()
         }
+        # A converted lead's contact takes the lead's prospect: decided before any other record with the
+        # same email can claim it (contacts are planned before leads), so a second contact gets a
+        # collision error instead of a competing move.
+        converted_to = {
+            link[0]: str(r["ConvertedContactId"])
+            for r in g.crm["Lead"].values()
+            if r.get("IsConverted") and r.get("ConvertedContactId") and not r.get("IsDeleted")
+            and (link := links.crm(str(r["Id"]))) is not None
+        }  # fmt: skip
         for obj, rec in ordered:
             rid = str(rec["Id"])
             link = links.crm(rid)
@@ -369,12 +378,17 @@ class SyncService:
                                   f"{creator[0]} {creator[1]} (prefer: {cfg.prefer})"))  # fmt: skip
                 continue
             if target is not None:
-                existing = links.prospect(target)
-                if existing is None and target in planned_links.values():
-                    existing = next(((c, "Lead" if c.startswith("00Q") else "Contact") for c, v in planned_links.items()
-                                     if v == target and not c.startswith("!")), None)  # fmt: skip
+                # who has this prospect after this cycle's earlier decisions: a conversion, a move or link
+                # planned above, else the stored link
+                claimed = converted_to.get(target) or next(
+                    (c for c, v in planned_links.items() if v == target and not c.startswith("!")), None
+                )
+                if claimed == rid:
+                    continue  # the lead's conversion moves the prospect to this contact (planned below)
+                existing = (claimed, _object_of(claimed)) if claimed else links.prospect(target)
                 if (
-                    existing is not None
+                    not claimed
+                    and existing is not None
                     and existing[0] != rid
                     and (
                         in_recycle_bin[existing[0]]
@@ -1513,6 +1527,10 @@ class _Links:
                 self.conn.execute(sa.select(sync_link).where(sync_link.c.prospect_id == prospect_id))
             )
         return self._by_prospect[prospect_id]
+
+
+def _object_of(crm_id: str) -> str:
+    return "Lead" if crm_id.startswith("00Q") else "Contact"
 
 
 _ID_CHARS = re.compile(r"[A-Za-z0-9]{15,18}")
