@@ -17,14 +17,15 @@ For each: seconds (wall and CPU of this process), records/s, the CRM adapter's r
 calls against ⌈N/200⌉ + 3, and what the cycle did; peak RSS at the end. Each step checks its
 outcome (all edits arrived; echo and idle cycles write nothing).
 
-**How the synced state is built.** ``--initial cycle`` runs ``SyncService.run()`` (the real initial
-sync; ~1,700 records/s on 2026-11-23). ``--initial bulk`` (default) builds the same state faster
-through the connector's own code minus the planning: every CRM record is read through the adapter
-(``changes``, pages of 5,000), turned into prospect values by ``SyncService._prospect_values`` and
-created, linked, audited and given agreed values by ``SyncService._create_prospects`` — what the
-initial sync does for a record whose email matches no prospect, which is every record here
-(unique emails, no filters). The watermarks are then set as a cycle would set them. The first
-measured step (an idle cycle that must write nothing) checks the state is a settled one.
+**How the synced state is built.** ``--initial cycle`` (default) runs ``SyncService.run()``: the
+real initial sync, whose set-based path (``connector/bulk.py``) creates the new prospects. ``--initial
+bulk`` builds the same state through the connector's per-record create code minus the planning:
+every CRM record is read through the adapter (``changes``, pages of 5,000), turned into prospect
+values by ``SyncService._prospect_values`` and created, linked, audited and given agreed values by
+``SyncService._create_prospects`` — what the initial sync does for a record whose email matches no
+prospect, which is every record here (unique emails, no filters); the watermarks are then set as a
+cycle would set them (it predates the set-based path and is kept to reproduce earlier figures). The
+first measured step (an idle cycle that must write nothing) checks the state is a settled one.
 
 The records carry a ``LeadSource``: a new prospect takes ``source: CRM`` when its record has none,
 and ``source`` is ``crm_wins_unless_blank``, so the first change of such a record also writes
@@ -137,7 +138,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--changes", type=int, default=10_000)
-    ap.add_argument("--initial", choices=("bulk", "cycle"), default="bulk")
+    ap.add_argument("--initial", choices=("bulk", "cycle"), default="cycle")
     ap.add_argument("--url")
     args = ap.parse_args()
     print(f"load average at start      {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
