@@ -52,6 +52,7 @@ records = st.lists(
         "OwnerId": st.sampled_from([LINKED_OWNER, UNLINKED_OWNER]),
         "Phone": st.sampled_from([None, "", " ", "03-1234-5678"]),
         "HasOptedOutOfEmail": st.booleans(),
+        "LeadSource": st.sampled_from([None, " ", "Web"]),
     }),
     max_size=14,
 )  # fmt: skip

@@ -60,6 +60,7 @@ _pending = sa.Table(
     sa.Column("eligible", sa.Integer(), nullable=False),
     sa.Column("ord", sa.Integer()),
     sa.Column("pid", sa.Integer()),
+    sa.Column("owner", sa.Integer()),  # the marketing user linked to the record's owner
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
@@ -301,7 +302,7 @@ def create_in_bulk(svc: SyncService, run_id: int, started: dt.datetime) -> int:
 def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, BulkSource],
           specs: dict[str, CreationSpec], pending: Any, run_id: int, started: dt.datetime, now: dt.datetime) -> int:  # fmt: skip
     cfg = svc.config
-    pend = _pending
+    pend, users = _pending, t.ma_user
     # 1. the pending records, and which of them would reach the planner's email matching
     for obj, source in sources.items():
         c = source.table
@@ -313,9 +314,11 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         if source.condition is not None:
             acts.append(source.condition)
         flag = sa.case((sa.and_(*acts), 1), else_=0)
+        owner = (sa.select(sa.func.min(users.c.id)).where(users.c.salesforceId == c.c.OwnerId)
+                 .where(users.c.salesforceId.is_not(None), users.c.salesforceId != "").scalar_subquery())  # fmt: skip
         conn.execute(pend.insert().from_select(
-            ["obj", "id", "modstamp", "ekey", "acts", "eligible"],
-            sa.select(sa.literal(obj), c.c.Id, c.c.SystemModstamp, key, flag, flag).where(pending(c, obj))))  # fmt: skip
+            ["obj", "id", "modstamp", "ekey", "acts", "eligible", "owner"],
+            sa.select(sa.literal(obj), c.c.Id, c.c.SystemModstamp, key, flag, flag, owner).where(pending(c, obj))))  # fmt: skip
     # 2. plain cases only: a key no other acting record and no prospect has, an ASCII key on PostgreSQL,
     #    not the master of a merge or the contact of a conversion pending in this cycle
     shared = sa.select(pend.c.ekey).where(pend.c.acts == 1).group_by(pend.c.ekey).having(sa.func.count() > 1)
@@ -348,12 +351,9 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         room = max(0, cfg.cap - live - others)
         conn.execute(pend.update().where(pend.c.eligible == 1, pend.c.ord > room).values(eligible=0))
     before = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(p.c.id), 0))).scalar_one())
-    users = t.ma_user
     for obj in CRM_OBJECTS:
         c, spec = sources[obj].table, specs[obj]
         mine = sa.and_(pend.c.eligible == 1, pend.c.obj == obj, pend.c.id == c.c.Id)
-        owner = (sa.select(sa.func.min(users.c.id)).where(users.c.salesforceId == c.c.OwnerId)
-                 .where(users.c.salesforceId.is_not(None), users.c.salesforceId != "").scalar_subquery())  # fmt: skip
         values: dict[str, Any] = {}
         for copy in spec.copies:
             col = c.c[copy.source]
@@ -365,7 +365,7 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
                  "updatedAt": stamp, "salesforceId": c.c.Id, "salesforceLastSync": stamp,
                  "salesforceLeadId": c.c.Id if obj == "Lead" else sa.null(),
                  "salesforceContactId": c.c.Id if obj == "Contact" else sa.null(),
-                 "source": sa.func.coalesce(values.get("source", sa.null()), "CRM"), _OWNER: owner}  # fmt: skip
+                 "source": sa.func.coalesce(values.get("source", sa.null()), "CRM"), _OWNER: pend.c.owner}  # fmt: skip
         row = {**values, **fixed}
         select = sa.select(*row.values())
         conn.execute(p.insert().from_select(list(row), select.where(mine)))
@@ -381,14 +381,17 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         .where(born)))  # fmt: skip
     for obj in CRM_OBJECTS:
         c, spec = sources[obj].table, specs[obj]
-        joined = sa.and_(born, pend.c.obj == obj, c.c.Id == pend.c.id, p.c.id == pend.c.pid)
-        owner_id = sql.literal(p.c[_OWNER], Kind.INTEGER)
-        copied = {copy.target for copy in spec.copies}
-        agreed = _object_text([(a.field, _pair(sql, a, c, p, _ma_constant(p, a.field, copied, now))) for a in spec.agreed]
+        joined = sa.and_(born, pend.c.obj == obj, c.c.Id == pend.c.id)
+        owner_id = sql.literal(pend.c.owner, Kind.INTEGER)
+        known = _NewProspect(sql, p, obj, c, spec, now)
+        agreed = _object_text([(a.field, _pair(sql, a, c, p, known.json(a.field))) for a in spec.agreed]
                               + [(_OWNER, cat("[", owner_id, ",", owner_id, "]"))])  # fmt: skip
+        if known.needs_row:  # some value is read back from the new prospect
+            joined = sa.and_(joined, p.c.id == pend.c.pid)
         conn.execute(sync_state.insert().from_select(
             ["prospect_id", "crm_object", "values", "synced_at"],
             sa.select(pend.c.pid, pend.c.obj, sql.as_json(agreed), sa.literal(now, type_=UTCDateTime())).where(joined)))  # fmt: skip
+        joined = sa.and_(born, pend.c.obj == obj, c.c.Id == pend.c.id)
         if not sql.pg:  # one C call: json_object of the values (NULL for blanks), json_patch drops the NULLs
             pairs: list[tuple[str, Any]] = []
             for copy in spec.copies:
@@ -403,7 +406,7 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
                         sa.case((sql.blank(col, kind), sa.null()), else_=sql.json_value(value, kind)),
                     )
                 )
-            pairs.append((_OWNER, p.c[_OWNER]))
+            pairs.append((_OWNER, pend.c.owner))
             new = sa.func.json_patch("{}", sa.func.json_object(*[x for pair in pairs for x in pair]))
         written = []
         for copy in spec.copies if sql.pg else ():
@@ -416,7 +419,7 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
             )
         if sql.pg:
             written.append(
-                sa.case((p.c[_OWNER].is_(None), ""), else_=cat(f",{json.dumps(_OWNER)}:", owner_id))
+                sa.case((pend.c.owner.is_(None), ""), else_=cat(f",{json.dumps(_OWNER)}:", owner_id))
             )
             new = cat("{", sa.func.substr(cat(*written), 2, type_=sa.Text), "}")
         reason = sa.func.substr(cat(f"new {obj} with email ", c.c.Email), 1, 255, type_=sa.Text)
@@ -444,22 +447,43 @@ def sql_kind(column: Any) -> Kind:
     return kind
 
 
-def _ma_constant(p: sa.Table, field: str, copied: set[str], now: dt.datetime) -> str | None:
-    """The JSON of a new prospect's field when every new prospect holds the same value (the
-    stamps, the zero score, the fields nothing is copied into), else None."""
-    fixed = {"score": "0", "isDeleted": "false", **dict.fromkeys(("createdAt", "updatedAt", "salesforceLastSync"),
-                                                                 json.dumps(jsonable(now)))}  # fmt: skip
-    if field in fixed:
-        return fixed[field]
-    column = p.c[field]
-    if (
-        field in copied
-        or field in _DERIVED
-        or column.default is not None
-        or column.server_default is not None
-    ):
-        return None
-    return "null"
+class _NewProspect:
+    """What a new prospect holds, as JSON text computed without reading the prospect back where
+    possible: constants (stamps, zero score, fields nothing is copied into), copies of text,
+    boolean and date values (stored exactly as read), the derived ids."""
+
+    def __init__(
+        self, sql: _Sql, p: sa.Table, obj: str, crm: sa.Table, spec: CreationSpec, now: dt.datetime
+    ) -> None:
+        self.sql, self.p, self.now = sql, p, now
+        self.copies = {copy.target: crm.c[copy.source] for copy in spec.copies}
+        self.derived: dict[str, Any] = {"emailKey": _pending.c.ekey, "salesforceId": crm.c.Id,
+                                        "salesforceLeadId": crm.c.Id if obj == "Lead" else None,
+                                        "salesforceContactId": crm.c.Id if obj == "Contact" else None}  # fmt: skip
+        self.needs_row = any(a.crm_kind is Kind.NUMBER for a in spec.agreed)
+
+    def json(self, field: str) -> Any:
+        fixed = {"score": "0", "isDeleted": "false", **dict.fromkeys(("createdAt", "updatedAt", "salesforceLastSync"),
+                                                                     json.dumps(jsonable(self.now)))}  # fmt: skip
+        if field in fixed:
+            return fixed[field]
+        column = self.p.c[field]
+        if column.default is not None or column.server_default is not None or field == _OWNER:
+            self.needs_row = True
+            return None
+        if field in self.derived:
+            value = self.derived[field]
+            return "null" if value is None else self.sql.literal(value, Kind.TEXT)
+        source = self.copies.get(field)
+        if source is None:
+            return '"CRM"' if field == "source" else "null"
+        kind = kind_of(source)
+        if kind not in (Kind.TEXT, Kind.BOOLEAN, Kind.DATETIME, Kind.DATE) or kind_of(column) is not kind:
+            self.needs_row = True
+            return None
+        assert kind is not None
+        blank = '"CRM"' if field == "source" else "null"
+        return sa.case((self.sql.blank(source, kind), blank), else_=self.sql.literal(source, kind))
 
 
 def _pair(sql: _Sql, a: AgreedPair, crm: sa.Table, p: sa.Table, ma_constant: str | None) -> Any:
