@@ -102,8 +102,9 @@ def main() -> None:
     print(f"records                  {n}  (loaded in {time.perf_counter() - start:.1f} s)")
     cfg = c.parse(c.DEFAULT_YAML)
 
+    cpu0 = cpu()
     base = baseline(engine, cfg)
-    print(f"baseline INSERT … SELECT {base:9.2f} s  {n / base:9.0f} records/s")
+    print(f"baseline INSERT … SELECT {base:9.2f} s  {n / base:9.0f} records/s  CPU {cpu() - cpu0:.1f} s")
 
     cpu0, start, cycles, created = cpu(), time.perf_counter(), 0, 0
     while True:
