@@ -37,7 +37,7 @@ from renkei.core.sync.judge import (
 )
 from renkei.core.sync.messages import Action, FieldWrite, Op
 from renkei.core.sync.messages import jsonable as _jsonable
-from renkei.core.sync.ports import CrmAdapter, Cursor, ReadsManyChanges
+from renkei.core.sync.ports import CrmAdapter, Cursor, ReadsManyChanges, ReadsManyRecords
 from renkei.crm.service import CrmService
 from renkei.errors import InputError, NotFoundError
 from renkei.store import tables as t
@@ -601,6 +601,10 @@ class SyncService:
                 out[crm_id] = g.crm[obj][crm_id]
             else:
                 missing.setdefault(obj, []).append(crm_id)
+        if len(missing) > 1 and isinstance(self.adapter, ReadsManyRecords):  # one call for all objects
+            for rows in self.adapter.read_many(missing).values():
+                out.update({str(r["Id"]): r for r in rows})
+            return out
         for obj, wanted in missing.items():
             out.update({str(r["Id"]): r for r in self.adapter.read(obj, wanted)})
         return out

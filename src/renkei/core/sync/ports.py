@@ -92,3 +92,11 @@ class BulkCopyCapable(Protocol):
 class BulkSource:
     table: Any  # the object's table (a SQLAlchemy Table: the edge's type, not the core's)
     condition: Any  # the filter as a boolean SQL expression over it, or None
+
+
+@runtime_checkable
+class ReadsManyRecords(Protocol):
+    """Optional: records of several objects by id at once (the Salesforce adapter: one Composite
+    call for up to five queries of 200 ids), deleted ones included, like ``read``."""
+
+    def read_many(self, wanted: Mapping[str, Sequence[str]]) -> dict[str, list[Mapping[str, Any]]]: ...
