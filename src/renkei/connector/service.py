@@ -1167,6 +1167,7 @@ class SyncService:
             return []
         results = self.adapter.create("Lead", [dict(op.values) for op in creates])
         errors: list[dict[str, Any]] = []
+        created: list[Op] = []
         with self._writing() as conn:
             for op, result in zip(creates, results, strict=True):
                 if not result.success or result.id is None:
@@ -1182,7 +1183,8 @@ class SyncService:
                                 FieldWrite(Side.CRM, k, k, None, val, "create", Evidence.RULE.value, "lead created"))  # fmt: skip
                 self._link(conn, run_id, op.prospect_id, "Lead", result.id, op.reason, audit=False)
                 assert op.prospect_id is not None
-                self._agree(conn, [Op(Action.UPDATE, None, "Lead", result.id, op.prospect_id, "")], now)
+                created.append(Op(Action.UPDATE, None, "Lead", result.id, op.prospect_id, ""))
+            self._agree(conn, created, now)  # the new leads read back a page at a time, not one call each
         return errors
 
     def _sync_mirrors(self, conn: Connection, mirrored: Mapping[str, list[Mapping[str, Any]]]) -> None:
