@@ -135,3 +135,31 @@ def test_connector_test_command_against_renkei_serve(
     assert sqlite_server.token not in result.output
     missing = CliRunner().invoke(app, ["connector", "test", "--salesforce", str(tmp_path / "none.yaml")])
     assert missing.exit_code == 1
+
+
+def test_changes_many_and_read_many_equal_the_per_object_calls_in_one_call_each(
+    sqlite_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from renkei.connector.adapters.salesforce import SalesforceAdapter
+    from renkei.core.sync.ports import Cursor
+
+    client = make_client(sqlite_server, monkeypatch)
+    adapter = SalesforceAdapter(client)
+    leads = client.create_many("Lead", [{"LastName": f"M{i}", "Company": "Many"} for i in range(30)])
+    contacts = client.create_many("Contact", [{"LastName": f"C{i}"} for i in range(20)])
+    cursors: dict[str, Cursor | None] = {"Lead": None, "Contact": None, "Account": None}
+    singly = {obj: adapter.changes(obj, cursor, limit=10) for obj, cursor in cursors.items()}
+    before = len(ApiUsage(sqlite_server.engine).log())
+    together = adapter.changes_many(cursors, limit=10)
+    lead_ids = [str(r["id"]) for r in leads[:25]]
+    contact_ids = [str(r["id"]) for r in contacts]
+    read_together = adapter.read_many({"Lead": lead_ids, "Contact": contact_ids})
+    log = ApiUsage(sqlite_server.engine).log()[before:]
+    assert together == singly
+    assert [len(together[o].records) for o in cursors] == [30, 20, 0]  # one write = one stamp: never cut
+    assert read_together == {
+        "Lead": adapter.read("Lead", lead_ids),
+        "Contact": adapter.read("Contact", contact_ids),
+    }
+    assert [e.path.split("?")[0].rsplit("/", 1)[-1] for e in log[:2]] == ["composite", "composite"]
+    client.close()
