@@ -284,6 +284,11 @@ class SyncService:
             if r.get("IsConverted") and r.get("ConvertedContactId") and not r.get("IsDeleted")
             and (link := links.crm(str(r["Id"]))) is not None
         }  # fmt: skip
+        # A deleted record's person may live on as another lead or contact with the same email that was
+        # left unlinked (prefer: contact/lead): the prospect moves to it instead of the recycle bin.
+        gone = [str(r["Email"]) for _, r in ordered if r.get("IsDeleted") and not r.get("MasterRecordId")
+                and links.crm(str(r["Id"])) is not None and email_key(r.get("Email"))]  # fmt: skip
+        successors = self._crm_by_emails(gone, links) if gone else {}
         for obj, rec in ordered:
             rid = str(rec["Id"])
             link = links.crm(rid)
@@ -291,6 +296,8 @@ class SyncService:
             if rec.get("IsDeleted"):
                 if pid is None:
                     continue
+                if any(v == pid and c != rid for c, v in planned_links.items()):
+                    continue  # another record of this person took the prospect over earlier in this cycle
                 master = rec.get("MasterRecordId")
                 if master:
                     other = links.crm(str(master))
@@ -300,6 +307,13 @@ class SyncService:
                     else:
                         ops.append(Op(Action.MOVE_LINK, None, obj, rid, pid,
                                       f"CRM merged {rid} into {master}: the prospect follows the master", target_id=str(master)))  # fmt: skip
+                    continue
+                heir = self._heir(conn, successors.get(email_key(rec.get("Email")) or "", []), planned_links)
+                if heir is not None:
+                    ops.append(Op(Action.MOVE_LINK, None, obj, rid, pid, f"{obj} {rid} was deleted in the CRM; "
+                                  f"{heir[0]} {heir[1]} has the same email: the prospect moves to it",
+                                  target_id=heir[1]))  # fmt: skip
+                    planned_links[heir[1]] = pid
                     continue
                 action = Action.RECYCLE if cfg.on_crm_delete == "recycle" else Action.UNLINK
                 ops.append(
@@ -726,6 +740,27 @@ class SyncService:
                     if key is not None and links.crm(str(rec["Id"])) is None:
                         out.setdefault(key, []).append((obj, str(rec["Id"])))
         return out
+
+    def _heir(
+        self, conn: Connection, found: list[tuple[str, str]], planned_links: Mapping[str, int]
+    ) -> tuple[str, str] | None:
+        """The one live, unlinked record (passing its filter, not claimed in this cycle) that takes over
+        a deleted record's prospect; None when there is none — or several of one kind (a collision
+        is not resolved by guessing: the prospect is recycled and each record reported when it syncs)."""
+        cands = [(o, i) for o, i in found if i not in planned_links]
+        for o in {o for o, _ in cands}:
+            where = self.config.filter_for(o)
+            if where:
+                ok = self._passing(conn, o, where, [i for oo, i in cands if oo == o])
+                cands = [(oo, i) for oo, i in cands if oo != o or i in ok]
+        order = ("Lead", "Contact") if self.config.prefer == "lead" else ("Contact", "Lead")
+        for o in order:
+            mine = [c for c in cands if c[0] == o]
+            if len(mine) == 1:
+                return mine[0]
+            if mine:
+                return None
+        return None
 
     def _first_match(self, found: list[tuple[str, str]], links: _Links) -> tuple[str, str] | None:
         """Contacts before leads (``prefer: lead`` puts leads first), skipping records linked meanwhile."""
