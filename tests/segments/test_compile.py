@@ -44,3 +44,26 @@ def test_sql_equals_python_evaluation(engine: Engine) -> None:
         assert probed == want
 
     check()
+
+
+def test_in_with_mixed_int_and_decimal_values(engine: Engine) -> None:
+    """`IN (-5, 1.5)` on a number field: every value is compared as a number of the field's type
+    (PostgreSQL once bound the list so that 1.5 never matched)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from renkei.core.rules.evaluate import Moment
+    from renkei.core.rules.text import parse_rule
+    from renkei.marketing.service import ProspectService
+    from renkei.segments.compile import context_for, matching_ids
+
+    prospects = ProspectService(engine)
+    prospects.add_field("Seats", "number", precision=18, scale=2)
+    ids = {v: prospects.create({"email": f"seats{i}@example.jp", "Seats__c": v})["id"]
+           for i, v in enumerate((1.5, 10.0, -5.0, 0.0))}  # fmt: skip
+    moment = Moment(dt.datetime(2026, 11, 23, tzinfo=dt.UTC), ZoneInfo("Asia/Tokyo"))
+    with engine.connect() as conn:
+        ctx = context_for(conn, moment)
+        for text in ("all(Seats__c in (-5, 1.5))", "all(Seats__c in (1.5, -5))"):
+            assert matching_ids(conn, parse_rule(text), ctx) == {ids[1.5], ids[-5.0]}, text
+        assert matching_ids(conn, parse_rule("all(Seats__c in (10, 0))"), ctx) == {ids[10.0], ids[0.0]}

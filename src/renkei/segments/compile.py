@@ -136,7 +136,9 @@ def condition_sql(
         return sa.and_(col.is_not(None), inside if cond.op is Op.WITHIN else sa.not_(inside))
     if cond.op is Op.IN:
         values = cond.value if isinstance(cond.value, tuple) else (cond.value,)
-        test: Bool = x.in_([target(v) for v in values])
+        # each value bound with the column's type, as the comparisons below are: without it, on
+        # PostgreSQL `Seats__c IN (-5, 1.5)` missed a prospect holding 1.5 (found by the SQL = Python property)
+        test: Bool = x.in_([sa.literal(target(v), type_=x.type) for v in values])
     elif cond.op is Op.CONTAINS:
         test = text_position(x, target(cond.value)) > 0
     elif cond.op is Op.STARTS_WITH:
