@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -70,7 +71,7 @@ def test_enabled_new_activities_become_tasks_once(org: Path) -> None:
                "FROM Task WHERE Subject LIKE '%Form%'")["records"][0]  # fmt: skip
     owner = cli("crm", "get", "Lead", lead)["OwnerId"]
     assert (task["Status"], task["Priority"], task["ActivityDate"], task["OwnerId"]) == (
-        "Completed", "Normal", dt.datetime.now(dt.UTC).date().isoformat(), owner)  # fmt: skip
+        "Completed", "Normal", dt.datetime.now(ZoneInfo("Asia/Tokyo")).date().isoformat(), owner)  # fmt: skip
     assert task["Description"].startswith("Success (Form): 資料請求フォーム\n")
     assert f"of prospect {pid}" in task["Description"]
     # a second cycle creates nothing; a new activity makes one more
@@ -212,3 +213,33 @@ def test_an_activity_committed_after_a_later_one_is_not_skipped(org: Path) -> No
     assert cli("sync", "run")["counts"]["tasks"]["created"] == 1
     assert tasks() == [("[MA] Success (Form): 資料請求フォーム", lead)]
     assert cli("sync", "run")["counts"]["tasks"]["created"] == 0
+
+
+def test_activity_date_is_the_orgs_day() -> None:
+    """ActivityDate is the activity's date in the org's time zone: 2026-04-01 23:30 UTC is 1 April in
+    UTC but 2 April in Tokyo; an 08:00 JST visit (23:00 UTC the day before) is that morning's."""
+    import datetime as dt
+
+    from renkei.connector.config import ActivityTasks
+    from renkei.connector.tasks_export import task_values
+
+    def day(at: dt.datetime, zone: str = "Asia/Tokyo") -> str:
+        activity = {
+            "id": 1,
+            "prospectId": 1,
+            "type": 4,
+            "typeName": "Form",
+            "details": "資料請求",
+            "createdAt": at,
+        }
+        return str(
+            task_values(activity, ActivityTasks(timezone=zone), "00Q5g0000000001EAA", None, None)[
+                "ActivityDate"
+            ]
+        )
+
+    assert day(dt.datetime(2026, 4, 1, 23, 30, tzinfo=dt.UTC)) == "2026-04-02"
+    assert day(dt.datetime(2026, 4, 1, 23, 30, tzinfo=dt.UTC), "UTC") == "2026-04-01"
+    assert day(dt.datetime(2026, 4, 1, 14, 59)) == "2026-04-01"  # naive = UTC (as stored): 23:59 in Tokyo
+    with pytest.raises(ValueError, match="unknown time zone"):
+        ActivityTasks(timezone="Tokyo/Japan")

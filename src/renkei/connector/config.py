@@ -53,6 +53,19 @@ class ActivityTasks(BaseModel):
     subject_prefix: str = "[MA] "
     status: str = "Completed"
     backfill_days: int = Field(30, ge=0, description="how far back a newly linked prospect's activities go")
+    #: The org's time zone: ActivityDate is the activity's day there (an 08:00 JST visit is that day's).
+    timezone: str = "Asia/Tokyo"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Tokyo)") from None
+        return value
 
     @field_validator("types")
     @classmethod
@@ -252,6 +265,7 @@ activity_tasks:               # visitor activities of linked prospects -> comple
   subject_prefix: "[MA] "     # Subject = prefix + activity type + asset, e.g. "[MA] Success (Form): Contact us"
   status: Completed           # Task.Status of the exported tasks
   backfill_days: 30           # a prospect linked later brings its activities of the last N days
+  timezone: Asia/Tokyo        # Task.ActivityDate is the activity's date in this (the org's) time zone
 fields:
 """ + "".join(
     f"  - {{ma: {f['ma']}, crm: {f['crm'] if isinstance(f['crm'], str) else yaml.safe_dump(f['crm'], default_flow_style=True).strip()}, rule: {f['rule']}"

@@ -22,10 +22,12 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from renkei.clock import ensure_utc
 from renkei.connector.config import TASK_KEY_FIELD, ActivityTasks
 from renkei.connector.service import SyncService
 from renkei.connector.service import _kind as error_kind
@@ -73,7 +75,7 @@ def task_values(activity: Mapping[str, Any], cfg: ActivityTasks, who_id: str, ow
     values: dict[str, Any] = {
         "WhoId": who_id,
         "Subject": f"{cfg.subject_prefix}{label}{kind}" + (f": {details}" if details else ""),
-        "ActivityDate": at.date().isoformat(),
+        "ActivityDate": ensure_utc(at).astimezone(ZoneInfo(cfg.timezone)).date().isoformat(),
         "Status": cfg.status,
         "Priority": "Normal",
         "Description": "\n".join(lines),
