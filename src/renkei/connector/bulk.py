@@ -288,8 +288,8 @@ def create_in_bulk(svc: SyncService, run_id: int, started: dt.datetime) -> int:
                 return 0
             specs[obj] = spec
         sql = _Sql(conn)
-        restore = sql.roomy(conn)
         _pending.create(conn)
+        restore = sql.roomy(conn)  # after the create: the temporary database exists only from then
         try:
             created = _copy(svc, conn, sql, sources, specs, pending, run_id, started, now)
         finally:
@@ -433,9 +433,15 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         ["source", "record_id", "enqueued_at"],
         sa.select(cat("crm:", pend.c.obj), pend.c.id, sa.literal(started, type_=UTCDateTime()))
         .where(sa.or_(pend.c.eligible == 0, pend.c.pid.is_(None)))))  # fmt: skip
-    for obj in CRM_OBJECTS:
-        last = conn.execute(sa.select(pend.c.modstamp, pend.c.id).where(pend.c.obj == obj)
-                            .order_by(pend.c.modstamp.desc(), pend.c.id.desc()).limit(1)).first()  # fmt: skip
+    for obj, source in sources.items():
+        # the newest pending record, found from the top of the CRM's (SystemModstamp, Id) index; a
+        # record changed since it was read no longer matches its pending version and is passed over
+        # (the mark stays below it, so the change is read next cycle)
+        c = source.table
+        read = sa.exists().where(pend.c.id == c.c.Id, pend.c.modstamp == c.c.SystemModstamp)
+        last = conn.execute(sa.select(c.c.SystemModstamp.label("modstamp"), c.c.Id.label("id"))
+                            .where(pending(c, obj), read)
+                            .order_by(c.c.SystemModstamp.desc(), c.c.Id.desc()).limit(1)).first()  # fmt: skip
         if last is not None:
             svc._save_mark(conn, f"crm:{obj}", last.modstamp, last.id)
     return created
