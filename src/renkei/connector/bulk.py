@@ -28,7 +28,7 @@ from sqlalchemy.ext.compiler import compiles
 
 from renkei.connector.config import CRM_OBJECTS
 from renkei.core.identity import email_key
-from renkei.core.sync.bulk import AgreedPair, Conversion, CreationSpec, Kind, creation_spec
+from renkei.core.sync.bulk import AgreedPair, Conversion, Copy, CreationSpec, Kind, creation_spec
 from renkei.core.sync.messages import jsonable
 from renkei.core.sync.ports import BulkCopyCapable, BulkSource
 from renkei.store import dynamic
@@ -356,9 +356,7 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         mine = sa.and_(pend.c.eligible == 1, pend.c.obj == obj, pend.c.id == c.c.Id)
         values: dict[str, Any] = {}
         for copy in spec.copies:
-            col = c.c[copy.source]
-            kind = sql_kind(c.c[copy.source])
-            value = sql.number_as_ma(col, sa.false()) if copy.conversion is Conversion.WHOLE_NUMBER else col
+            col, kind, value = _copied(sql, c, copy)
             values[copy.target] = sa.case((sql.blank(col, kind), sa.null()), else_=value)
         stamp = sa.literal(now, type_=UTCDateTime())
         fixed = {"emailKey": pend.c.ekey, "score": sa.literal(0), "isDeleted": sa.false(), "createdAt": stamp,
@@ -392,36 +390,7 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
             ["prospect_id", "crm_object", "values", "synced_at"],
             sa.select(pend.c.pid, pend.c.obj, sql.as_json(agreed), sa.literal(now, type_=UTCDateTime())).where(joined)))  # fmt: skip
         joined = sa.and_(born, pend.c.obj == obj, c.c.Id == pend.c.id)
-        if not sql.pg:  # one C call: json_object of the values (NULL for blanks), json_patch drops the NULLs
-            pairs: list[tuple[str, Any]] = []
-            for copy in spec.copies:
-                col = c.c[copy.source]
-                kind = sql_kind(col)
-                value = (
-                    sql.number_as_ma(col, sa.false()) if copy.conversion is Conversion.WHOLE_NUMBER else col
-                )
-                pairs.append(
-                    (
-                        copy.target,
-                        sa.case((sql.blank(col, kind), sa.null()), else_=sql.json_value(value, kind)),
-                    )
-                )
-            pairs.append((_OWNER, pend.c.owner))
-            new = sa.func.json_patch("{}", sa.func.json_object(*[x for pair in pairs for x in pair]))
-        written = []
-        for copy in spec.copies if sql.pg else ():
-            col = c.c[copy.source]
-            kind = sql_kind(col)
-            value = sql.number_as_ma(col, sa.false()) if copy.conversion is Conversion.WHOLE_NUMBER else col
-            lit = sql.literal(value, Kind.NUMBER if kind is Kind.NUMBER else kind)
-            written.append(
-                sa.case((sql.blank(col, kind), ""), else_=cat(f",{json.dumps(copy.target)}:", lit))
-            )
-        if sql.pg:
-            written.append(
-                sa.case((pend.c.owner.is_(None), ""), else_=cat(f",{json.dumps(_OWNER)}:", owner_id))
-            )
-            new = cat("{", sa.func.substr(cat(*written), 2, type_=sa.Text), "}")
+        new = _taken(sql, c, spec, pend.c.owner)
         reason = sa.func.substr(cat(f"new {obj} with email ", c.c.Email), 1, 255, type_=sa.Text)
         conn.execute(sync_audit.insert().from_select(
             ["run_id", "at", "direction", "action", "object", "record_id", "prospect_id", "new", "rule", "evidence", "reason"],
@@ -445,6 +414,39 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         if last is not None:
             svc._save_mark(conn, f"crm:{obj}", last.modstamp, last.id)
     return created
+
+
+def _copied(sql: _Sql, crm: sa.Table, copy: Copy) -> tuple[Any, Kind, Any]:
+    """A copy's CRM column, its kind and the value a new prospect takes (``_to_ma(value, None)``)."""
+    col = crm.c[copy.source]
+    kind = sql_kind(col)
+    return col, kind, sql.number_as_ma(col, sa.false()) if copy.conversion is Conversion.WHOLE_NUMBER else col
+
+
+def _taken(sql: _Sql, crm: sa.Table, spec: CreationSpec, owner: Any) -> Any:
+    """The create audit's ``new``: a JSON object of every non-blank value the prospect took."""
+    if sql.pg:
+        written = []
+        for copy in spec.copies:
+            col, kind, value = _copied(sql, crm, copy)
+            written.append(sa.case((sql.blank(col, kind), ""),
+                                   else_=cat(f",{json.dumps(copy.target)}:", sql.literal(value, kind))))  # fmt: skip
+        written.append(
+            sa.case(
+                (owner.is_(None), ""), else_=cat(f",{json.dumps(_OWNER)}:", sql.literal(owner, Kind.INTEGER))
+            )
+        )
+        return cat("{", sa.func.substr(cat(*written), 2, type_=sa.Text), "}")
+    # SQLite: json_object of the values (NULL for blanks) in C; json_patch drops the NULL members
+    flat: list[Any] = []
+    for copy in spec.copies:
+        col, kind, value = _copied(sql, crm, copy)
+        flat += [copy.target, sa.case((sql.blank(col, kind), sa.null()), else_=sql.json_value(value, kind))]
+    flat += [_OWNER, owner]
+    out: Any = "{}"
+    for start in range(0, len(flat), 120):  # SQLite functions take at most 127 arguments
+        out = sa.func.json_patch(out, sa.func.json_object(*flat[start : start + 120]))
+    return out
 
 
 def sql_kind(column: Any) -> Kind:
