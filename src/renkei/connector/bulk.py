@@ -161,8 +161,11 @@ class _Sql:
         return restore
 
     def email_key(self, col: Any) -> Any:
-        if not self.pg:
-            return sa.func.renkei_email_key(col)
+        if not self.pg:  # printable ASCII is keyed in SQL (NFKC changes nothing there), the rest in Python
+            plain = sa.func.nullif(sa.func.lower(sa.func.trim(col, " ")), "")
+            return sa.case(
+                (col.op("GLOB", is_comparison=True)("*[^ -~]*"), sa.func.renkei_email_key(col)), else_=plain
+            )
         # NFKC, trim, case: equal to email_key() whenever the key is ASCII (ß folds as casefold does);
         # other keys are left to the per-record path (see ascii_key)
         folded = sa.func.replace(
