@@ -1112,7 +1112,7 @@ class SyncService:
                 )
             for i in positions:
                 records[i] = got.get(str(ops[i].record_id))
-        prospects = _prospect_rows(conn, t.prospect, sorted({int(op.prospect_id or 0) for op in ops}),
+        prospects = _prospect_rows(conn, _ptable(conn), sorted({int(op.prospect_id or 0) for op in ops}),
                                    self._synced_fields())  # fmt: skip
         rows: dict[int, dict[str, Any]] = {}
         for op, rec in zip(ops, records, strict=True):
@@ -1323,9 +1323,8 @@ class SyncService:
 
     def explain(self, prospect_id: int, field_name: str | None = None) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            prospect = (
-                conn.execute(sa.select(t.prospect).where(t.prospect.c.id == prospect_id)).mappings().first()
-            )
+            p = _ptable(conn)  # custom fields included
+            prospect = conn.execute(sa.select(p).where(p.c.id == prospect_id)).mappings().first()
             if prospect is None:
                 raise NotFoundError(f"prospect {prospect_id} does not exist")
             link = conn.execute(sa.select(sync_link).where(sync_link.c.prospect_id == prospect_id)).first()
