@@ -163,3 +163,22 @@ def test_changes_many_and_read_many_equal_the_per_object_calls_in_one_call_each(
     }
     assert [e.path.split("?")[0].rsplit("/", 1)[-1] for e in log[:2]] == ["composite", "composite"]
     client.close()
+
+
+def test_query_many_answers_each_query_five_to_a_composite_call(
+    sqlite_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from renkei.connector.adapters.salesforce import SalesforceAdapter
+
+    client = make_client(sqlite_server, monkeypatch)
+    adapter = SalesforceAdapter(client)
+    client.create_many("Lead", [{"LastName": f"Q{i}", "Company": f"Q{i % 7}社", "Email": f"q{i}@example.jp"}
+                                for i in range(40)])  # fmt: skip
+    soqls = [f"SELECT Id, Email FROM Lead WHERE Company = 'Q{k}社' ORDER BY Id" for k in range(7)]
+    singly = [adapter.query(s) for s in soqls]
+    before = len(ApiUsage(sqlite_server.engine).log())
+    together = adapter.query_many(soqls)
+    log = ApiUsage(sqlite_server.engine).log()[before:]
+    assert together == singly and sum(len(r) for r in together) == 40
+    assert [e.path.split("?")[0].rsplit("/", 1)[-1] for e in log] == ["composite", "composite"]  # 5 + 2
+    client.close()

@@ -107,3 +107,28 @@ def test_demo_org_syncs_over_http_within_the_call_budget(
     report = {"calls": [(e.method, e.path.split("?")[0], e.records) for e in log], "run": pushed}
     assert pushed["counts"]["crm"]["update"] == len(pids), report
     assert len(log) <= budget(len(pids)), report
+
+    # marketing → CRM creations: N new prospects assigned to a user linked to a CRM user become
+    # leads (create_in_crm: on_assignment). Reads: the change reads, the email look-ups (is the
+    # person already a lead or contact?) five queries to a Composite call, the created leads read
+    # back; writes: the creates, 200 a call.
+    sqlite_server.clock.advance(seconds=5)
+    with engine.connect() as conn:
+        owner = conn.execute(
+            sa.select(t.ma_user.c.id)
+            .where(t.ma_user.c.salesforceId.is_not(None))
+            .order_by(t.ma_user.c.id)
+            .limit(1)
+        ).scalar_one()
+    new = 450
+    for i in range(new):
+        prospects.create({"email": f"newlead{i}@example.jp", "lastName": f"新規{i}", "company": "新規商事",
+                          "assignedToId": owner})  # fmt: skip
+    sqlite_server.clock.advance(seconds=5)
+    before = len(ApiUsage(org).log())
+    created = sync.run()
+    log = calls_since(sqlite_server, before)
+    report = {"calls": [(e.method, e.path.split("?")[0], e.records) for e in log], "run": created}
+    assert created["counts"]["crm"]["create"] == new, report
+    assert len(reads(log)) <= budget(new), report
+    assert len(writes(log)) <= budget(new), report

@@ -30,8 +30,8 @@ def faults() -> list[Fault]:
         Fault(FaultKind.SERVER_ERROR, "/composite", at=frozenset({1})),
         Fault(FaultKind.TIMEOUT, "/composite", at=frozenset({2})),
         Fault(FaultKind.UNAVAILABLE, "/composite", at=frozenset({3})),
-        Fault(FaultKind.TOO_MANY_REQUESTS, "/queryAll", at=frozenset({1})),
-        Fault(FaultKind.REQUEST_LIMIT, "/queryAll", at=frozenset({3})),
+        Fault(FaultKind.TOO_MANY_REQUESTS, "/composite", at=frozenset({7})),
+        Fault(FaultKind.REQUEST_LIMIT, "/composite", at=frozenset({5})),
         Fault(FaultKind.LOCK, "composite/sobjects", at=frozenset({1})),
         Fault(FaultKind.PARTIAL_COLLECTION, "composite/sobjects", every=1, stride=2),
     ]

@@ -37,7 +37,7 @@ from renkei.core.sync.judge import (
 )
 from renkei.core.sync.messages import Action, FieldWrite, Op
 from renkei.core.sync.messages import jsonable as _jsonable
-from renkei.core.sync.ports import CrmAdapter, Cursor, ReadsManyChanges, ReadsManyRecords
+from renkei.core.sync.ports import CrmAdapter, Cursor, QueriesMany, ReadsManyChanges, ReadsManyRecords
 from renkei.crm.service import CrmService
 from renkei.errors import InputError, NotFoundError
 from renkei.store import tables as t
@@ -560,13 +560,12 @@ class SyncService:
 
         wanted = list(record_ids)
         if not self._same_store():  # a CRM elsewhere (Salesforce): ask it, 200 ids per query
-            out: set[str] = set()
+            soqls = []
             for start in range(0, len(wanted), 200):
                 ids = ", ".join(f"'{i}'" for i in wanted[start : start + 200] if _ID_CHARS.fullmatch(i))
                 if ids:
-                    rows = self.adapter.query(f"SELECT Id FROM {obj} WHERE ({where}) AND Id IN ({ids})")
-                    out |= {str(r["Id"]) for r in rows}
-            return out
+                    soqls.append(f"SELECT Id FROM {obj} WHERE ({where}) AND Id IN ({ids})")
+            return {str(r["Id"]) for rows in self._queries(soqls) for r in rows}
         schema = dynamic.load_crm_schema(conn)
         table = schema.table(obj)
         condition = compile_where(schema, obj, where, now=self.clock.now())
@@ -729,17 +728,26 @@ class SyncService:
         object and 200 emails (not one query per prospect)."""
         keys = sorted({k for e in emails if (k := email_key(e))})
         out: dict[str, list[tuple[str, str]]] = {}
+        queries: list[tuple[str, str]] = []
         for start in range(0, len(keys), 200):
             quoted = ", ".join(
                 "'" + k.replace("\\", "\\\\").replace("'", "\\'") + "'" for k in keys[start : start + 200]
             )
             for obj in ("Contact", "Lead"):
                 where = f"Email IN ({quoted})" + (" AND IsConverted = false" if obj == "Lead" else "")
-                for rec in self.adapter.query(f"SELECT Id, Email FROM {obj} WHERE {where} ORDER BY Id"):
-                    key = email_key(rec.get("Email"))
-                    if key is not None and links.crm(str(rec["Id"])) is None:
-                        out.setdefault(key, []).append((obj, str(rec["Id"])))
+                queries.append((obj, f"SELECT Id, Email FROM {obj} WHERE {where} ORDER BY Id"))
+        for (obj, _), rows in zip(queries, self._queries([q for _, q in queries]), strict=True):
+            for rec in rows:
+                key = email_key(rec.get("Email"))
+                if key is not None and links.crm(str(rec["Id"])) is None:
+                    out.setdefault(key, []).append((obj, str(rec["Id"])))
         return out
+
+    def _queries(self, soqls: Sequence[str]) -> list[list[Mapping[str, Any]]]:
+        """Several SOQL queries: batched where the adapter can (a Composite call per five), else one each."""
+        if isinstance(self.adapter, QueriesMany):
+            return self.adapter.query_many(soqls)
+        return [list(self.adapter.query(soql)) for soql in soqls]
 
     def _heir(
         self, conn: Connection, found: list[tuple[str, str]], planned_links: Mapping[str, int]
@@ -1103,13 +1111,21 @@ class SyncService:
                 records[i] = {**op.record, **{w.crm_field: w.new for w in op.writes if w.to is Side.CRM}}
             else:
                 unread.setdefault(op.object, []).append(i)
-        for obj, positions in unread.items():
-            wanted = [str(ops[i].record_id) for i in positions]
-            got: dict[str, Mapping[str, Any]] = {}
-            for start in range(0, len(wanted), _READ_PAGE):
-                got.update(
-                    {str(r["Id"]): r for r in self.adapter.read(obj, wanted[start : start + _READ_PAGE])}
-                )
+        got: dict[str, Mapping[str, Any]] = {}
+        if unread and isinstance(self.adapter, ReadsManyRecords):  # five queries to a Composite call
+            wanted_by_obj = {
+                obj: [str(ops[i].record_id) for i in positions] for obj, positions in unread.items()
+            }
+            for rows_ in self.adapter.read_many(wanted_by_obj).values():
+                got.update({str(r["Id"]): r for r in rows_})
+        else:
+            for obj, positions in unread.items():
+                wanted = [str(ops[i].record_id) for i in positions]
+                for start in range(0, len(wanted), _READ_PAGE):
+                    got.update(
+                        {str(r["Id"]): r for r in self.adapter.read(obj, wanted[start : start + _READ_PAGE])}
+                    )
+        for positions in unread.values():
             for i in positions:
                 records[i] = got.get(str(ops[i].record_id))
         prospects = _prospect_rows(conn, _ptable(conn), sorted({int(op.prospect_id or 0) for op in ops}),

@@ -100,3 +100,12 @@ class ReadsManyRecords(Protocol):
     call for up to five queries of 200 ids), deleted ones included, like ``read``."""
 
     def read_many(self, wanted: Mapping[str, Sequence[str]]) -> dict[str, list[Mapping[str, Any]]]: ...
+
+
+@runtime_checkable
+class QueriesMany(Protocol):
+    """Optional: several SOQL queries at once (the Salesforce adapter: five to a Composite call), each
+    answered like ``query`` — so a cycle's email look-ups and filter checks cost one call per five
+    queries, not one each."""
+
+    def query_many(self, soqls: Sequence[str]) -> list[list[Mapping[str, Any]]]: ...
