@@ -159,3 +159,22 @@ def marketing_engine(_templates: Any, tmp_path: Path) -> Iterator[Engine]:
     engine = make_engine(f"sqlite:///{path}")
     yield engine
     engine.dispose()
+
+
+def connector_for(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`renkei connector init` in tmp_path, then `crm:` pointed at ``server`` (token flow, its CA):
+    the connector.yaml a user with a Salesforce org writes."""
+    import yaml
+
+    from tests.cli_helpers import cli
+
+    path = tmp_path / "connector.yaml"
+    monkeypatch.setenv("RENKEI_CONNECTOR_CONFIG", str(path))
+    monkeypatch.setenv("SF_TOKEN", server.token)
+    cli("connector", "init")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["crm"] = {"type": "salesforce", "salesforce": {"instance_url": server.base, "flow": "token",
+                                                        "token": {"env": "SF_TOKEN"}, "ca_file": server.ca,
+                                                        "backoff_seconds": 0}}  # fmt: skip
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path

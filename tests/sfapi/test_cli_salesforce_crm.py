@@ -9,29 +9,19 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from renkei.cli.cmd_sync import _install
 from renkei.crm.service import CrmService
 from tests.cli_helpers import cli
 
-from .conftest import Server
+from .conftest import Server, connector_for
 
 
 @pytest.fixture
 def connector_yaml(
     cli_env: str, sqlite_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
-    path = tmp_path / "connector.yaml"
-    monkeypatch.setenv("RENKEI_CONNECTOR_CONFIG", str(path))
-    monkeypatch.setenv("SF_TOKEN", sqlite_server.token)
-    cli("connector", "init")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    data["crm"] = {"type": "salesforce", "salesforce": {"instance_url": sqlite_server.base, "flow": "token",
-                                                        "token": {"env": "SF_TOKEN"}, "ca_file": sqlite_server.ca,
-                                                        "backoff_seconds": 0}}  # fmt: skip
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return path
+    return connector_for(sqlite_server, tmp_path, monkeypatch)
 
 
 def test_sync_with_a_salesforce_org_from_the_cli(connector_yaml: Path, sqlite_server: Server) -> None:
