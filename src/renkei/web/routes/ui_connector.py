@@ -42,11 +42,10 @@ def _config_path(request: Request) -> Path:
 
 
 def sync_service(request: Request) -> Any:
-    from renkei.connector import config as c
-    from renkei.connector.service import SyncService
+    """The connector as connector.yaml configures it (its ``crm:``: this CRM or a Salesforce org)."""
+    from renkei.connector import settings as cs
 
-    config = c.load(_config_path(request))
-    return SyncService(request.app.state.engine, config, clock=request.app.state.clock)
+    return cs.service(request.app.state.engine, request.app.state.clock, _config_path(request))
 
 
 def _check(request: Request) -> dict[str, Any]:
@@ -61,7 +60,14 @@ def _check(request: Request) -> dict[str, Any]:
             "warnings": [],
             "counts": {},
         }
-    return check_config(request.app.state.engine, config, request.app.state.clock.now())
+    from renkei.connector.settings import adapter_for
+
+    clock = request.app.state.clock
+    try:
+        return check_config(request.app.state.engine, config, clock.now(), adapter_for(config, clock))
+    except RenkeiError as exc:  # the org cannot be reached or refuses: say so on the page
+        return {"errors": [{"level": "error", "code": exc.code, "message": exc.message}], "warnings": [],
+                "counts": {}}  # fmt: skip
 
 
 def _console(request: Request, me: Principal, message: str = "") -> dict[str, Any]:
