@@ -1,7 +1,9 @@
 """The app in a real browser (Debian's chromium through Playwright) against a live server with
 the demo org: sign in, every section, a prospect, a lead's marketing panel, an XSS payload typed
 into the new-prospect form rendered inert, a CSRF-less post refused, the language switch.
-Writes the screenshots in docs/screenshots/ (dashboard, a prospect, the connector console)."""
+Takes screenshots (dashboard, a prospect, the connector console): into docs/screenshots/ when
+RENKEI_UPDATE_SCREENSHOTS=1, else into the test's temporary folder (a test run leaves the clone as
+it found it)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from .helpers import PASSWORD, live_server, make_user
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOC_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PAYLOAD = "<img src=x onerror=window.__xss=1>"
 SECTIONS = {
     "dashboard": "ダッシュボード",
@@ -41,6 +43,7 @@ SECTIONS = {
 @pytest.mark.browser
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (make browser)")
 def test_browse_the_app(sqlite_engine: Engine, tmp_path: Path) -> None:
+    shots = DOC_SCREENSHOTS if os.environ.get("RENKEI_UPDATE_SCREENSHOTS") == "1" else tmp_path
     from playwright.sync_api import sync_playwright
 
     engine, clock = sqlite_engine, SystemClock()
@@ -85,7 +88,7 @@ def test_browse_the_app(sqlite_engine: Engine, tmp_path: Path) -> None:
         page.goto(f"{base}/app")
         page.wait_for_function("document.getElementById('funnel').width > 0 && window.Chart !== undefined")
         assert page.locator("#mqls").inner_text().isdigit()
-        page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+        page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
 
         # search narrows the list without a page load (htmx)
         page.goto(f"{base}/app/prospects")
@@ -111,7 +114,7 @@ def test_browse_the_app(sqlite_engine: Engine, tmp_path: Path) -> None:
 
         page.goto(f"{base}/app/prospects/{busy_prospect}")
         assert page.locator("ol.timeline li").count() > 1
-        page.screenshot(path=str(SCREENSHOTS / "prospect.png"), full_page=True)
+        page.screenshot(path=str(shots / "prospect.png"), full_page=True)
 
         page.goto(f"{base}/app/crm/leads/{lead_id}")
         panel = page.locator("#marketing-panel")
@@ -124,7 +127,7 @@ def test_browse_the_app(sqlite_engine: Engine, tmp_path: Path) -> None:
             page.wait_for_selector("#check-saved")
             assert "company: ma_wins" in page.locator("#check-saved").inner_text()
             assert page.locator("#check-counts").count() == 1
-        page.screenshot(path=str(SCREENSHOTS / "connector.png"), full_page=True)
+        page.screenshot(path=str(shots / "connector.png"), full_page=True)
 
         page.click("button[name=language][value=en]")
         page.wait_for_load_state()
