@@ -232,3 +232,42 @@ def test_the_adapter_writes_past_the_threshold_through_one_bulk_job(
     assert small[0].success
     assert ApiUsage(sqlite_server.engine).log()[-1].path.endswith("/composite/sobjects")
     client.close()
+
+
+def test_an_insert_chunk_and_its_results_are_saved_together(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash while recording a chunk's results rolls back that chunk's records too: the resumed job
+    saves every record exactly once (no duplicates from an insert job)."""
+    user = add_user(engine, "bulk1@example.jp", "bulk1@example.jp")
+    jobs = BulkJobs(engine)
+    job = jobs.create_ingest(user, {"object": "Lead", "operation": "insert"})
+    body = "LastName,Company\n" + "".join(f"L{i},Once\n" for i in range(450))
+    jobs.upload(job["id"], body.encode())
+    jobs.set_state(job["id"], JobType.INGEST, {"state": "UploadComplete"})
+    calls = {"n": 0}
+    real = BulkJobs._record
+
+    def dying(self: BulkJobs, *args: object, **kw: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second chunk: its records are written, then the process dies
+            raise RuntimeError("killed")
+        real(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BulkJobs, "_record", dying)
+    with pytest.raises(RuntimeError):
+        jobs.process(job["id"])
+    count = "SELECT COUNT() FROM Lead WHERE Company = 'Once'"
+    assert CrmService(engine).query(count)["totalSize"] == 200  # the first chunk only
+    monkeypatch.setattr(BulkJobs, "_record", real)
+    long_ago = dt.datetime.now(dt.UTC) - CLAIM_TIMEOUT - dt.timedelta(minutes=1)
+    with engine.begin() as conn:  # the dead worker's claim has gone stale
+        conn.execute(
+            sfapi_bulk_job.update().where(sfapi_bulk_job.c.id == job["id"]).values(claimed_at=long_ago)
+        )
+    BulkJobs(engine).process(job["id"])  # resumed after the last recorded chunk
+    assert CrmService(engine).query(count)["totalSize"] == 450
+    info = jobs.info(job["id"], JobType.INGEST)
+    assert (info["numberRecordsProcessed"], info["numberRecordsFailed"]) == (450, 0)
+    success = jobs.results(job["id"], "successfulResults")[0]
+    assert success.count("\n") == 451  # header + one line per record, none twice

@@ -9,7 +9,7 @@ record), which the change feed (``changes_since``, ``updated``, ``deleted``) rea
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -379,8 +379,15 @@ class CrmService:
         return result.id
 
     def create_many(
-        self, object_name: str, rows: Sequence[Mapping[str, Any]], *, all_or_none: bool = False
+        self,
+        object_name: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        all_or_none: bool = False,
+        on_saved: Callable[[Connection, list[SaveResult]], None] | None = None,
     ) -> list[SaveResult]:
+        """Insert ``rows`` (one result per row). ``on_saved`` runs inside the same transaction once
+        the rows are written, so a caller can record the results atomically with them."""
         schema = self.schema()
         obj = schema.object(object_name)
         if not obj.createable:
@@ -409,6 +416,8 @@ class CrmService:
                 table = schema.table(obj.name)
                 for rec in inserts:  # one statement per record: records differ in their columns
                     conn.execute(table.insert().values(rec))
+            if on_saved is not None:
+                on_saved(conn, results)
         return results
 
     def insert_bulk(

@@ -14,8 +14,11 @@ Query: create a job with SOQL (UploadComplete) → processing runs it (InProgres
 Processing runs after the response that completed the upload (a background task) and on any later
 read of a job still waiting, so a restart loses no job: a job whose claim is older than
 ``CLAIM_TIMEOUT`` is taken over and resumes after the last saved chunk. A chunk is saved by
-CrmService and its results recorded in two transactions, so a crash between the two can save that
-chunk's records twice when the job resumes (at-least-once, as Salesforce's own retries).
+An insert chunk's records and its results are saved in one transaction (exactly once: a crash
+leaves neither, and the resumed job saves the chunk then). Update, upsert and delete chunks are
+saved by CrmService and their results recorded in two transactions; a crash between the two
+repeats that chunk on resume, which those operations tolerate (the same values again; an already
+deleted record is reported as ENTITY_IS_DELETED).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import enum
+import functools
 import io
 import re
 import secrets
@@ -423,29 +427,49 @@ class BulkJobs:
             conn.execute(sfapi_bulk_job.update().where(sfapi_bulk_job.c.id == row.id).values(columns=header))
         delimiter, line_ending = DELIMITERS[row.column_delimiter], LINE_ENDINGS[row.line_ending]
         done = int(row.rows_done)
+        fmt = (delimiter, line_ending)
         while done < len(records):
             if self._row(row.id, JobType.INGEST).state != JobState.IN_PROGRESS.value:
                 return  # aborted meanwhile: the rest stays unprocessed
             chunk = records[done : done + CHUNK]
             values = [_values(names, fields, r) for r in chunk]
-            outcomes = self._save(crm, row, values)
-            ok = [[rid or "", "true" if created else "false", *r] for (rid, created, errs), r in
-                  zip(outcomes, chunk, strict=True) if not errs]  # fmt: skip
-            failed = [[rid or "", _error_text(errs), *r] for (rid, _, errs), r in
-                      zip(outcomes, chunk, strict=True) if errs]  # fmt: skip
-            now = self.clock.now()
-            with self.engine.begin() as conn:
-                for kind, lines in (("success", ok), ("failure", failed)):
-                    if lines:
-                        conn.execute(sfapi_bulk_part.insert().values(
-                            job_id=row.id, kind=kind, seq=done, rows=len(lines),
-                            content=_write_csv(lines, delimiter, line_ending)))  # fmt: skip
-                conn.execute(sfapi_bulk_job.update().where(sfapi_bulk_job.c.id == row.id).values(
-                    rows_done=done + len(chunk), claimed_at=now, modstamp=now,
-                    records_processed=sfapi_bulk_job.c.records_processed + len(chunk),
-                    records_failed=sfapi_bulk_job.c.records_failed + len(failed)))  # fmt: skip
+
+            if row.operation == "insert":  # the records and the chunk's results in one transaction
+                saved = functools.partial(self._record_saved, job_id=row.id, chunk=chunk, at=done, fmt=fmt)
+                crm.create_many(row.object, values, on_saved=saved)
+            else:  # update, upsert and delete are safe to repeat if a crash falls in between
+                outcomes = self._save(crm, row, values)
+                with self.engine.begin() as conn:
+                    self._record(conn, row.id, chunk, done, outcomes, fmt)
             done += len(chunk)
         self._finish(row.id, JobState.JOB_COMPLETE)
+
+    def _record_saved(
+        self, conn: Any, results: list[SaveResult], *, job_id: str, chunk: list[list[str]], at: int,
+        fmt: tuple[str, str],
+    ) -> None:  # fmt: skip
+        self._record(conn, job_id, chunk, at, [(r.id, r.success, r.errors) for r in results], fmt)
+
+    def _record(
+        self, conn: Any, job_id: str, chunk: list[list[str]], at: int,
+        outcomes: list[tuple[str | None, bool, tuple[FieldError, ...]]], fmt: tuple[str, str],
+    ) -> None:  # fmt: skip
+        """A chunk's success and failure CSV parts and the job's progress, in ``conn``'s transaction."""
+        delimiter, line_ending = fmt
+        ok = [[rid or "", "true" if created else "false", *r] for (rid, created, errs), r in
+              zip(outcomes, chunk, strict=True) if not errs]  # fmt: skip
+        failed = [[rid or "", _error_text(errs), *r] for (rid, _, errs), r in
+                  zip(outcomes, chunk, strict=True) if errs]  # fmt: skip
+        now = self.clock.now()
+        for kind, lines in (("success", ok), ("failure", failed)):
+            if lines:
+                conn.execute(sfapi_bulk_part.insert().values(
+                    job_id=job_id, kind=kind, seq=at, rows=len(lines),
+                    content=_write_csv(lines, delimiter, line_ending)))  # fmt: skip
+        conn.execute(sfapi_bulk_job.update().where(sfapi_bulk_job.c.id == job_id).values(
+            rows_done=at + len(chunk), claimed_at=now, modstamp=now,
+            records_processed=sfapi_bulk_job.c.records_processed + len(chunk),
+            records_failed=sfapi_bulk_job.c.records_failed + len(failed)))  # fmt: skip
 
     def _save(
         self, crm: CrmService, row: Any, values: list[dict[str, Any]]
