@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -122,3 +122,26 @@ def check_faulty_then_converged(
     assert sync.errors() == []
     assert settle["counts"]["crm"] == {"create": 0, "update": 0, "delete": 0}, settle
     return {"failed_cycles": failed_cycles, "unsynced_under_faults": len(pending), "errors": len(errors)}
+
+
+class Switch(Protocol):
+    """What turns the faults on and off (a ``FaultyAdapter`` or a ``FaultInjectingTransport``)."""
+
+    enabled: bool
+
+
+def run_scenario(
+    sync: SyncService, org: Engine, ma: Engine, clock: Clock, *, switch: Switch, advance: Callable[[], None]
+) -> dict[str, Any]:
+    """The whole scenario: an initial sync without faults, edits on both sides, the faults switched
+    on for the cycles and off for the retry; returns ``check_faulty_then_converged``'s figures."""
+    assert sync.run()["status"] == "done"  # the initial sync, without faults
+    advance()
+    edits = make_edits(org, ma, clock, crm_edits=40, ma_edits=40, new=10)
+    advance()
+    switch.enabled = True
+
+    def off() -> None:
+        switch.enabled = False
+
+    return check_faulty_then_converged(sync, org, ma, edits, faults_off=off, advance=advance)

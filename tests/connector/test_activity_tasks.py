@@ -25,14 +25,6 @@ from renkei.store.tables_sync import sync_activity_task, sync_audit, sync_waterm
 from tests.cli_helpers import cli
 
 
-@pytest.fixture
-def org(cli_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    config = tmp_path / "connector.yaml"
-    monkeypatch.setenv("RENKEI_CONNECTOR_CONFIG", str(config))
-    cli("connector", "init")
-    return config
-
-
 def linked_lead(last: str, email: str) -> tuple[str, int]:
     """A CRM lead and the prospect the next cycle makes for it (linked)."""
     lead = cli("crm", "create", "Lead", "--set", f"LastName={last}", "--set", "Company=商事",

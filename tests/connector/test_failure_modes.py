@@ -6,17 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.cli_helpers import cli
-
-
-@pytest.fixture
-def org(cli_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    config = tmp_path / "connector.yaml"
-    monkeypatch.setenv("RENKEI_CONNECTOR_CONFIG", str(config))
-    cli("connector", "init")
-    return config
 
 
 def lead(last: str, email: str | None, **extra: str) -> str:

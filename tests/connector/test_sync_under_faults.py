@@ -15,7 +15,7 @@ from renkei.crm.service import CrmService
 from renkei.marketing.demo import load_demo
 from renkei.testing.faults import Fault, FaultKind, FaultyAdapter
 
-from .fault_scenario import check_faulty_then_converged, make_edits
+from .fault_scenario import run_scenario
 
 T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
 
@@ -43,17 +43,8 @@ def test_every_record_ends_synced_or_queued_and_a_retry_converges(engine: Engine
     adapter = FaultyAdapter(BuiltinCrmAdapter(CrmService(engine, clock=clock)), faults(), enabled=False)
     config = connector_config.parse(connector_config.DEFAULT_YAML)
     sync = SyncService(engine, config, clock=clock, adapter=adapter)
-    assert sync.run()["status"] == "done"  # the initial sync, without faults
-    fixed.advance(seconds=5)
-    edits = make_edits(engine, engine, clock, crm_edits=40, ma_edits=40, new=10)
-    fixed.advance(seconds=5)
-    adapter.enabled = True
-
-    def off() -> None:
-        adapter.enabled = False
-
-    figures = check_faulty_then_converged(
-        sync, engine, engine, edits, faults_off=off, advance=lambda: fixed.advance(seconds=5) and None
+    figures = run_scenario(
+        sync, engine, engine, clock, switch=adapter, advance=lambda: fixed.advance(seconds=5) and None
     )
     assert figures["failed_cycles"] == 4, figures
     assert {kind for kind, _, _ in adapter.injected} == set(FaultKind), adapter.injected

@@ -15,7 +15,7 @@ from renkei.connector.adapters.salesforce import SalesforceAdapter
 from renkei.connector.service import SyncService
 from renkei.marketing.demo import load_demo
 from renkei.testing.faults import Fault, FaultInjectingTransport, FaultKind
-from tests.connector.fault_scenario import check_faulty_then_converged, make_edits
+from tests.connector.fault_scenario import run_scenario
 
 from .conftest import Server
 from .test_contract import salesforce_client
@@ -51,17 +51,8 @@ def test_every_record_ends_synced_or_queued_and_a_retry_converges_over_http(
     client.config = client.config.model_copy(update={"max_attempts": 2})
     config = connector_config.parse(connector_config.DEFAULT_YAML)
     sync = SyncService(ma, config, clock=clock, adapter=SalesforceAdapter(client))
-    assert sync.run()["status"] == "done"  # the initial sync, without faults
-    clock.advance(seconds=5)
-    edits = make_edits(org, ma, clock, crm_edits=40, ma_edits=40, new=10)
-    clock.advance(seconds=5)
-    transport.enabled = True
-
-    def off() -> None:
-        transport.enabled = False
-
-    figures = check_faulty_then_converged(
-        sync, org, ma, edits, faults_off=off, advance=lambda: clock.advance(seconds=5) and None
+    figures = run_scenario(
+        sync, org, ma, clock, switch=transport, advance=lambda: clock.advance(seconds=5) and None
     )
     client.close()
     assert figures["failed_cycles"] == 1, figures
