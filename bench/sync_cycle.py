@@ -14,18 +14,15 @@ from __future__ import annotations
 import argparse
 import math
 import resource
-import tempfile
 import time
-from pathlib import Path
 
 import sqlalchemy as sa
+from _scratch import migrated
 
 from renkei.clock import SystemClock
 from renkei.connector import config as c
 from renkei.connector.service import SyncService
 from renkei.crm.service import CrmService
-from renkei.store import migrate
-from renkei.store.db import make_engine
 
 
 def main() -> None:
@@ -35,9 +32,7 @@ def main() -> None:
     ap.add_argument("--changes", type=int, default=1_000)
     ap.add_argument("--url")
     args = ap.parse_args()
-    url = args.url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'sync.db'}"
-    migrate.upgrade(url)
-    engine = make_engine(url)
+    engine = migrated(args.url, "sync.db")
     clock = SystemClock()
     crm = CrmService(engine, clock=clock)
     leads = crm.insert_bulk("Lead", [{"LastName": f"山田{i}", "Company": f"会社{i % 500}", "Email": f"l{i}@example.jp",

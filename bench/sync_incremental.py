@@ -40,13 +40,12 @@ import math
 import os
 import random
 import resource
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from _scratch import migrated
 
 from renkei.clock import SystemClock
 from renkei.connector import config as c
@@ -56,9 +55,7 @@ from renkei.core.sync.judge import Side
 from renkei.core.sync.messages import Action, Op
 from renkei.crm.service import CrmService
 from renkei.marketing.service import ProspectService
-from renkei.store import migrate
 from renkei.store import tables as t
-from renkei.store.db import make_engine
 from renkei.store.tables_sync import sync_run
 
 
@@ -142,9 +139,7 @@ def main() -> None:
     ap.add_argument("--url")
     args = ap.parse_args()
     print(f"load average at start      {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    url = args.url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'sync.db'}"
-    migrate.upgrade(url)
-    engine = make_engine(url)
+    engine = migrated(args.url, "sync.db")
     clock = SystemClock()
     crm = CrmService(engine, clock=clock)
     cfg = c.parse(c.DEFAULT_YAML)

@@ -22,19 +22,16 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import tempfile
 import time
-from pathlib import Path
 
 import sqlalchemy as sa
+from _scratch import migrated
 
 from renkei.clock import SystemClock
 from renkei.connector import config as c
 from renkei.connector.service import SyncService
 from renkei.crm.service import CrmService
-from renkei.store import migrate
 from renkei.store import tables as t
-from renkei.store.db import make_engine
 from renkei.store.tables_sync import sync_link
 
 CHUNK = 50_000
@@ -92,9 +89,7 @@ def main() -> None:
     ap.add_argument("--contacts", type=int, default=500_000)
     ap.add_argument("--url")
     args = ap.parse_args()
-    url = args.url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'sync.db'}"
-    migrate.upgrade(url)
-    engine = make_engine(url)
+    engine = migrated(args.url, "sync.db")
     clock = SystemClock()
     n = args.leads + args.contacts
     start = time.perf_counter()

@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from _scratch import migrated
 
 from renkei.cli.cmd_sync import _install
 from renkei.clock import SystemClock
@@ -28,9 +27,7 @@ from renkei.connector.service import SyncService
 from renkei.core.activities import ActivityType, AssetKind
 from renkei.crm.service import CrmService
 from renkei.marketing.activity_service import NewActivity, record_activities
-from renkei.store import migrate
 from renkei.store import tables as t
-from renkei.store.db import make_engine
 
 
 def main() -> None:
@@ -39,9 +36,7 @@ def main() -> None:
     ap.add_argument("--activities", type=int, default=2_000)
     ap.add_argument("--url")
     args = ap.parse_args()
-    url = args.url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'tasks.db'}"
-    migrate.upgrade(url)
-    engine = make_engine(url)
+    engine = migrated(args.url, "tasks.db")
     clock = SystemClock()
     crm = CrmService(engine, clock=clock)
     _install(engine)
