@@ -28,16 +28,14 @@ from renkei.core.sync.judge import (
     Decision,
     Evidence,
     Observed,
-    Rule,
     Side,
     decide,
-    is_blank,
-    plainly_same,
     same,
 )
 from renkei.core.sync.messages import Action, FieldWrite, Op
 from renkei.core.sync.messages import jsonable as _jsonable
-from renkei.core.sync.ports import CrmAdapter, Cursor, QueriesMany, ReadsManyChanges, ReadsManyRecords
+from renkei.core.sync.planner import OWNER, Planner, queries, to_ma
+from renkei.core.sync.ports import CrmAdapter, Cursor, ReadsManyChanges, ReadsManyRecords
 from renkei.crm.service import CrmService
 from renkei.errors import InputError, NotFoundError
 from renkei.store import tables as t
@@ -51,7 +49,6 @@ from renkei.store.tables_sync import (
     sync_watermark,
 )
 
-OWNER = "assignedToId"
 _AUDIT_INSERT = sync_audit.insert()
 _STATE_VALUES = sync_state.c["values"]
 _READ_PAGE = 2000  # records per adapter read (Salesforce's sObject Collections retrieve takes 2,000 ids)  # ``.c.values`` is the column collection's own method
@@ -220,332 +217,7 @@ class SyncService:
         return {"operations": [o.to_dict() for o in ops], "counts": _counts(ops), "queued": gathered.queued}
 
     def _plan(self, conn: Connection, g: _Gathered) -> list[Op]:
-        cfg = self.config
-        links = _Links(conn)  # only the links this cycle's records touch are read (idle cycles stay cheap)
-        links.prefetch({str(r[k]) for recs in g.crm.values() for r in recs.values()
-                        for k in ("Id", "MasterRecordId", "ConvertedContactId") if r.get(k)}, set(g.prospects))  # fmt: skip
-        p = _ptable(conn)
-        ops: list[Op] = []
-        planned_links: dict[str, int] = {}
-        planned_creates: dict[str, tuple[str, str]] = {}  # email key → the CRM record creating its prospect
-        touched_pairs: set[int] = set()
-        # counted only under a cap: a count of every link costs tens of ms at a million links
-        live_synced = (
-            int(conn.execute(sa.select(sa.func.count()).select_from(sync_link)).scalar_one())
-            if cfg.cap is not None
-            else 0
-        )
-        planned_new = 0
-        # the linked records' prospects and agreed values, read a page at a time (not per record)
-        linked = sorted(
-            {link[0] for recs in g.crm.values() for rid in recs if (link := links.crm(rid)) is not None}
-        )
-        rows = _prospect_rows(
-            conn, p, [pid for pid in linked if pid not in g.prospects], self._synced_fields()
-        )
-        states = self._states(conn, linked)
-
-        def prospect_row(pid: int) -> dict[str, Any] | None:
-            if pid in g.prospects:
-                return g.prospects[pid]
-            if pid in rows:
-                return rows[pid]
-            row = conn.execute(sa.select(p).where(p.c.id == pid)).mappings().first()
-            return dict(row) if row is not None else None
-
-        def cap_ok() -> bool:
-            return cfg.cap is None or live_synced + planned_new < cfg.cap
-
-        filters = {obj: f for obj in CRM_OBJECTS if (f := cfg.filter_for(obj))}
-        passing = {obj: self._passing(conn, obj, where, g.crm[obj]) for obj, where in filters.items()}
-        ordered = [("Contact", r) for r in g.crm["Contact"].values()] + [
-            ("Lead", r) for r in g.crm["Lead"].values()
-        ]
-        if cfg.prefer == "lead":
-            ordered.reverse()
-        by_key = self._prospects_by_key(
-            conn,
-            {k for _, r in ordered if links.crm(str(r["Id"])) is None and (k := email_key(r.get("Email")))},
-        )
-        # the records already linked to those emails' prospects: whether each is in the recycle bin,
-        # read in batches now rather than one call per matching CRM record below
-        candidate_ids = {c["id"] for cands in by_key.values() for c in cands}
-        links.prefetch(set(), candidate_ids)
-        linked_elsewhere = [pair for pid in candidate_ids if (pair := links.prospect(pid)) is not None]
-        in_recycle_bin = {
-            crm_id: bool(r.get("IsDeleted")) for crm_id, r in self._read_current(g, linked_elsewhere).items()
-        }
-        # A converted lead's contact takes the lead's prospect: decided before any other record with the
-        # same email can claim it (contacts are planned before leads), so a second contact gets a
-        # collision error instead of a competing move.
-        converted_to = {
-            link[0]: str(r["ConvertedContactId"])
-            for r in g.crm["Lead"].values()
-            if r.get("IsConverted") and r.get("ConvertedContactId") and not r.get("IsDeleted")
-            and (link := links.crm(str(r["Id"]))) is not None
-        }  # fmt: skip
-        # A deleted record's person may live on as another lead or contact with the same email that was
-        # left unlinked (prefer: contact/lead): the prospect moves to it instead of the recycle bin.
-        gone = [str(r["Email"]) for _, r in ordered if r.get("IsDeleted") and not r.get("MasterRecordId")
-                and links.crm(str(r["Id"])) is not None and email_key(r.get("Email"))]  # fmt: skip
-        successors = self._crm_by_emails(gone, links) if gone else {}
-        for obj, rec in ordered:
-            rid = str(rec["Id"])
-            link = links.crm(rid)
-            pid = link[0] if link else None
-            if rec.get("IsDeleted"):
-                if pid is None:
-                    continue
-                if any(v == pid and c != rid for c, v in planned_links.items()):
-                    continue  # another record of this person took the prospect over earlier in this cycle
-                master = rec.get("MasterRecordId")
-                if master:
-                    other = links.crm(str(master))
-                    if other is not None and other[0] != pid:
-                        ops.append(Op(Action.MERGE, Side.MA, obj, rid, pid, f"CRM merged {rid} into {master}; "
-                                      f"prospect {pid} is merged into prospect {other[0]}", target_id=str(other[0])))  # fmt: skip
-                    else:
-                        ops.append(Op(Action.MOVE_LINK, None, obj, rid, pid,
-                                      f"CRM merged {rid} into {master}: the prospect follows the master", target_id=str(master)))  # fmt: skip
-                    continue
-                heir = self._heir(conn, successors.get(email_key(rec.get("Email")) or "", []), planned_links)
-                if heir is not None:
-                    ops.append(Op(Action.MOVE_LINK, None, obj, rid, pid, f"{obj} {rid} was deleted in the CRM; "
-                                  f"{heir[0]} {heir[1]} has the same email: the prospect moves to it",
-                                  target_id=heir[1]))  # fmt: skip
-                    planned_links[heir[1]] = pid
-                    continue
-                action = Action.RECYCLE if cfg.on_crm_delete == "recycle" else Action.UNLINK
-                ops.append(
-                    Op(
-                        action,
-                        Side.MA,
-                        obj,
-                        rid,
-                        pid,
-                        f"{obj} {rid} was deleted in the CRM (on_crm_delete: {cfg.on_crm_delete})",
-                    )
-                )
-                continue
-            if obj == "Lead" and rec.get("IsConverted"):
-                contact = rec.get("ConvertedContactId")
-                if pid is not None and contact:
-                    other = links.crm(str(contact))
-                    if other is not None and other[0] != pid:
-                        ops.append(Op(Action.MERGE, Side.MA, obj, rid, other[0], f"lead {rid} was converted to contact "
-                                      f"{contact}; prospect {other[0]} is merged into prospect {pid} (history kept)",
-                                      target_id=str(pid)))  # fmt: skip
-                    ops.append(Op(Action.MOVE_LINK, None, obj, rid, pid,
-                                  f"lead {rid} was converted to contact {contact}: the prospect moves with its history",
-                                  target_id=str(contact)))  # fmt: skip
-                    planned_links[str(contact)] = pid
-                continue
-            flt = cfg.filter_for(obj)
-            if flt and rid not in passing[obj]:
-                if pid is not None:
-                    action = Action.RECYCLE if cfg.on_filter_mismatch == "recycle" else Action.UNLINK
-                    ops.append(
-                        Op(action, Side.MA, obj, rid, pid, f"{obj} {rid} no longer matches the filter: {flt}")
-                    )
-                else:
-                    ops.append(
-                        Op(Action.SKIP, None, obj, rid, None, f"does not match the {obj} filter: {flt}")
-                    )
-                continue
-            if pid is not None:
-                prospect = prospect_row(pid)
-                if prospect is None:
-                    continue
-                state = states.get(pid, {})
-                if prospect.get("isDeleted"):
-                    if not self._crm_changed(obj, rec, state):
-                        continue  # our own write echoing back: the deleted prospect stays deleted
-                    ops.append(Op(Action.RESTORE, Side.MA, obj, rid, pid,
-                                  f"{obj} {rid} changed in the CRM: the prospect is restored from the recycle bin"))  # fmt: skip
-                ops += self._update_ops(conn, obj, rid, pid, rec, prospect, state, "fields differ")
-                touched_pairs.add(pid)
-                continue
-            # unlinked CRM record
-            key = email_key(rec.get("Email"))
-            if key is None:
-                ops.append(
-                    Op(Action.SKIP, None, obj, rid, None, "no email: a prospect needs an email address")
-                )
-                continue
-            candidates = by_key.get(key, [])
-            live = [c for c in candidates if not c["isDeleted"]]
-            if len(live) > 1:
-                ops.append(Op(Action.ERROR, None, obj, rid, None, f"{len(live)} prospects share the email {rec.get('Email')}: "
-                              "not linked (email collision; resolve by merging the prospects)",
-                              error_kind="collision", code="EMAIL_COLLISION"))  # fmt: skip
-                continue
-            target = live[0]["id"] if live else (candidates[0]["id"] if candidates else None)
-            creator = planned_creates.get(key)
-            if target is None and creator is not None:
-                # another record with this email creates the prospect in this cycle: never a second one
-                if creator[0] == obj:
-                    ops.append(Op(Action.ERROR, None, obj, rid, None, f"the email {rec.get('Email')} is on {obj} "
-                                  f"{creator[1]} too: not linked (email collision)", error_kind="collision",
-                                  code="EMAIL_COLLISION"))  # fmt: skip
-                else:
-                    ops.append(Op(Action.SKIP, None, obj, rid, None, f"the email's prospect is created from "
-                                  f"{creator[0]} {creator[1]} (prefer: {cfg.prefer})"))  # fmt: skip
-                continue
-            if target is not None:
-                # who has this prospect after this cycle's earlier decisions: a conversion, a move or link
-                # planned above, else the stored link
-                claimed = converted_to.get(target) or next(
-                    (c for c, v in planned_links.items() if v == target and not c.startswith("!")), None
-                )
-                if claimed == rid:
-                    continue  # the lead's conversion moves the prospect to this contact (planned below)
-                existing = (claimed, _object_of(claimed)) if claimed else links.prospect(target)
-                if (
-                    not claimed
-                    and existing is not None
-                    and existing[0] != rid
-                    and (
-                        in_recycle_bin[existing[0]]
-                        if existing[0] in in_recycle_bin
-                        else self._deleted_in_crm(existing[1], existing[0])
-                    )
-                ):
-                    existing = (
-                        None  # its record is in the CRM's recycle bin: this record takes the prospect over
-                    )
-                if existing is not None and existing[0] != rid:
-                    other_obj = existing[1]
-                    if other_obj == "Lead" and obj == "Contact" and cfg.prefer == "contact":
-                        ops.append(Op(Action.MOVE_LINK, None, obj, existing[0], target,
-                                      f"lead and contact share the email {rec.get('Email')}: prefer contact",
-                                      target_id=rid))  # fmt: skip
-                        planned_links[rid] = target
-                    elif other_obj == obj:
-                        ops.append(Op(Action.ERROR, None, obj, rid, target, f"the email {rec.get('Email')} is on "
-                                      f"{obj} {existing[0]} (already linked to prospect {target}) and on {rid}: not "
-                                      "linked (email collision)", error_kind="collision", code="EMAIL_COLLISION"))  # fmt: skip
-                    else:
-                        ops.append(Op(Action.SKIP, None, obj, rid, target,
-                                      f"the email is linked to {other_obj} {existing[0]} (prefer: {cfg.prefer})"))  # fmt: skip
-                    continue
-                if not cap_ok():
-                    ops.append(Op(Action.ERROR, None, obj, rid, target, f"licence cap of {cfg.cap} synced prospects reached",
-                                  error_kind="cap_reached", code="CAP_REACHED"))  # fmt: skip
-                    continue
-                prospect = prospect_row(target) or {}
-                if prospect.get("isDeleted"):
-                    ops.append(Op(Action.RESTORE, Side.MA, obj, rid, target,
-                                  "a CRM record with this email changed: the prospect is restored"))  # fmt: skip
-                ops.append(Op(Action.LINK, None, obj, rid, target, f"matched by email {rec.get('Email')}"))
-                ops += self._update_ops(conn, obj, rid, target, rec, prospect, {}, "first sync after linking")
-                planned_links[rid] = target
-                planned_new += 1
-                touched_pairs.add(target)
-                continue
-            if not cfg.auto_create_prospects:
-                ops.append(Op(Action.SKIP, None, obj, rid, None, "auto_create_prospects is off"))
-                continue
-            if not cap_ok():
-                ops.append(Op(Action.ERROR, None, obj, rid, None, f"licence cap of {cfg.cap} synced prospects reached",
-                              error_kind="cap_reached", code="CAP_REACHED"))  # fmt: skip
-                continue
-            values = self._prospect_values(conn, obj, rec)
-            ops.append(
-                Op(
-                    Action.CREATE,
-                    Side.MA,
-                    obj,
-                    rid,
-                    None,
-                    f"new {obj} with email {rec.get('Email')}",
-                    values=values,
-                    record=rec,
-                )
-            )
-            planned_creates[key] = (obj, rid)
-            planned_new += 1
-
-        # marketing-side changes
-        agreed = self._states(conn, [pid for pid, row in g.prospects.items()
-                                     if links.prospect(pid) is not None and pid not in touched_pairs and not _own_write(row)])  # fmt: skip
-        linked_changes = [
-            (pid, pair) for pid, prospect in g.prospects.items()
-            if pid not in touched_pairs and not prospect.get("isDeleted") and not _own_write(prospect)
-            and (pair := links.prospect(pid)) is not None and not self._ma_unchanged(pair[1], prospect, agreed.get(pid, {}))
-        ]  # fmt: skip
-        current = self._read_current(g, [pair for _, pair in linked_changes])
-        ma_changed = {pid for pid, _ in linked_changes}
-        planned_pids = {o.prospect_id for o in ops}
-        # unlinked prospects bound for the CRM may match a record by email: look them all up at once
-        by_email = self._crm_by_emails(
-            [r["email"] for pid, r in g.prospects.items()
-             if r.get("email") and not r.get("isDeleted") and pid not in touched_pairs and pid not in planned_pids
-             and links.prospect(pid) is None and cfg.create_in_crm != "never"
-             and (cfg.create_in_crm != "on_assignment" or r.get("assignedToId"))],
-            links,
-        )  # fmt: skip
-        matched = self._read_current(
-            g, [(crm_id, obj) for found in by_email.values() for obj, crm_id in found]
-        )
-        for pid, prospect in g.prospects.items():
-            if pid in touched_pairs or prospect.get("isDeleted"):
-                continue
-            if links.prospect(pid) is not None and _own_write(prospect):
-                continue  # the connector's own write is the last change (the echo of a past cycle)
-            pair = links.prospect(pid)
-            if pair is not None:
-                crm_id, obj = pair
-                if pid not in ma_changed:
-                    continue  # only our own writes (or unmapped fields) changed: nothing to send, no CRM read
-                found = current.get(crm_id)
-                if found is None:
-                    continue
-                rec = dict(found)
-                if rec.get("IsDeleted"):
-                    continue
-                ops += self._update_ops(
-                    conn, obj, crm_id, pid, rec, prospect, agreed.get(pid, {}), "fields differ"
-                )
-                continue
-            if pid in planned_pids:  # the CRM side's records planned something for this prospect
-                continue
-            gate = cfg.create_in_crm
-            if gate == "never":
-                ops.append(Op(Action.SKIP, None, "Lead", None, pid, "create_in_crm is never"))
-                continue
-            if gate == "on_assignment" and not prospect.get("assignedToId"):
-                ops.append(Op(Action.SKIP, None, "Lead", None, pid,
-                              "not assigned to a user (create_in_crm: on_assignment): stays marketing-only"))  # fmt: skip
-                continue
-            if not prospect.get("email"):
-                ops.append(Op(Action.SKIP, None, "Lead", None, pid, "no email"))
-                continue
-            match = self._first_match(by_email.get(email_key(prospect["email"]) or "", []), links)
-            if match is not None and match[1] in matched:
-                obj, crm_id = match
-                ops.append(Op(Action.LINK, None, obj, crm_id, pid, f"matched existing {obj} by email"))
-                rec = dict(matched[crm_id])
-                ops += self._update_ops(conn, obj, crm_id, pid, rec, prospect, {}, "first sync after linking")
-                continue
-            if not cap_ok():
-                ops.append(Op(Action.ERROR, None, "Lead", None, pid, f"licence cap of {cfg.cap} synced prospects reached",
-                              error_kind="cap_reached", code="CAP_REACHED"))  # fmt: skip
-                continue
-            planned_new += 1
-            ops.append(Op(Action.CREATE, Side.CRM, "Lead", None, pid,
-                          "assigned prospect without a CRM record" if gate == "on_assignment" else "create_in_crm: always",
-                          values=self._lead_values(conn, prospect)))  # fmt: skip
-        return ops
-
-    def _update_ops(self, conn: Connection, obj: str, record_id: str, prospect_id: int, rec: Mapping[str, Any],
-                    prospect: Mapping[str, Any], state: Mapping[str, Sequence[Any]], reason: str) -> list[Op]:  # fmt: skip
-        """The field writes one linked pair needs, as an UPDATE op (none when the pair is in step)."""
-        writes = self._decisions(conn, obj, rec, prospect, state)
-        if not writes:
-            return []
-        return [
-            Op(Action.UPDATE, None, obj, record_id, prospect_id, reason, writes=tuple(writes), record=rec)
-        ]
+        return Planner(self.config, self.adapter, _View(self, conn)).plan(g.crm, g.prospects)
 
     def _same_store(self) -> bool:
         """The CRM is this database's built-in CRM (filters can then run as SQL here)."""
@@ -565,7 +237,7 @@ class SyncService:
                 ids = ", ".join(f"'{i}'" for i in wanted[start : start + 200] if _ID_CHARS.fullmatch(i))
                 if ids:
                     soqls.append(f"SELECT Id FROM {obj} WHERE ({where}) AND Id IN ({ids})")
-            return {str(r["Id"]) for rows in self._queries(soqls) for r in rows}
+            return {str(r["Id"]) for rows in queries(self.adapter, soqls) for r in rows}
         schema = dynamic.load_crm_schema(conn)
         table = schema.table(obj)
         condition = compile_where(schema, obj, where, now=self.clock.now())
@@ -578,18 +250,6 @@ class SyncService:
     def _state(self, conn: Connection, pid: int) -> dict[str, Sequence[Any]]:
         values = conn.execute(sa.select(_STATE_VALUES).where(sync_state.c.prospect_id == pid)).scalar()
         return _pairs(values)
-
-    def _prospects_by_key(self, conn: Connection, keys: set[str]) -> dict[str, list[dict[str, Any]]]:
-        """Prospects (id, isDeleted) per email key, for many keys at once (one query per 500)."""
-        p, wanted = t.prospect, sorted(keys)
-        out: dict[str, list[dict[str, Any]]] = {}
-        for start in range(0, len(wanted), 500):
-            q = sa.select(p.c.id, p.c.isDeleted, p.c.emailKey).where(
-                p.c.emailKey.in_(wanted[start : start + 500])
-            )
-            for r in conn.execute(q.order_by(p.c.id)):
-                out.setdefault(r.emailKey, []).append({"id": r.id, "isDeleted": r.isDeleted})
-        return out
 
     def _states(self, conn: Connection, pids: Sequence[int]) -> dict[int, dict[str, Sequence[Any]]]:
         """The agreed values of many prospects (one query per 500)."""
@@ -604,43 +264,6 @@ class SyncService:
                 out[int(pid)] = _pairs(values)
         return out
 
-    def _read_current(self, g: _Gathered, pairs: Sequence[tuple[str, str]]) -> dict[str, Mapping[str, Any]]:
-        """The CRM records of (CRM id, object) pairs: from the cycle's gathered changes when there,
-        else read in batches (one read per object and 200 ids, not one call per record)."""
-        out: dict[str, Mapping[str, Any]] = {}
-        missing: dict[str, list[str]] = {}
-        for crm_id, obj in pairs:
-            if crm_id in g.crm.get(obj, {}):
-                out[crm_id] = g.crm[obj][crm_id]
-            else:
-                missing.setdefault(obj, []).append(crm_id)
-        if len(missing) > 1 and isinstance(self.adapter, ReadsManyRecords):  # one call for all objects
-            for rows in self.adapter.read_many(missing).values():
-                out.update({str(r["Id"]): r for r in rows})
-            return out
-        for obj, wanted in missing.items():
-            out.update({str(r["Id"]): r for r in self.adapter.read(obj, wanted)})
-        return out
-
-    def _ma_unchanged(
-        self, obj: str, prospect: Mapping[str, Any], state: Mapping[str, Sequence[Any]]
-    ) -> bool:
-        """Every mapped field (and the assigned user) still holds the value agreed at the last sync."""
-        fields = [m.ma for m, _ in self._mappings(obj) if m.ma in prospect] + [OWNER]
-        for f in fields:
-            if f not in state:
-                return False
-            value, agreed = prospect.get(f), state[f][1]
-            if not plainly_same(value, agreed) and not same(_jsonable(value), agreed):
-                return False
-        return True
-
-    def _crm_changed(self, obj: str, rec: Mapping[str, Any], state: Mapping[str, Sequence[Any]]) -> bool:
-        for m, crm_field in self._mappings(obj):
-            if m.ma in state and not same(rec.get(crm_field), state[m.ma][0]):
-                return True
-        return False
-
     def _owner_values(self, conn: Connection, crm_owner: str | None) -> int | None:
         if not crm_owner:
             return None
@@ -650,132 +273,9 @@ class SyncService:
         """The CRM user of a marketing user (None when unlinked)."""
         return self._user_links(conn)[1].get(user_id) if isinstance(user_id, int) else None
 
-    def _decisions(self, conn: Connection, obj: str, rec: Mapping[str, Any], prospect: Mapping[str, Any],
-                   state: Mapping[str, Sequence[Any]]) -> list[FieldWrite]:  # fmt: skip
-        describe = self._field_names(obj)
-        crm_time = rec.get("SystemModstamp")
-        ma_time = prospect.get("updatedAt")
-        writes = []
-        for m, crm_field in self._mappings(obj):
-            if crm_field not in describe or m.ma not in prospect:
-                continue
-            if m.ma == "email" and email_key(rec.get(crm_field)) == email_key(prospect.get(m.ma)):
-                continue  # the same address (case, width and spaces are not differences)
-            ma_value = prospect[m.ma]
-            crm_value = _to_ma(rec.get(crm_field), ma_value)
-            if plainly_same(crm_value, ma_value):
-                continue  # equal values never conflict: the judge would write nothing
-            last = state.get(m.ma)
-            d = decide(m.rule, Observed(crm_value, crm_time), Observed(ma_value, ma_time),
-                       last[0] if last else None, last[1] if last else None,
-                       synced_before=last is not None, sync_blanks=m.sync_blanks)  # fmt: skip
-            if d is not None:
-                old = rec.get(crm_field) if d.to is Side.CRM else prospect.get(m.ma)
-                writes.append(
-                    FieldWrite(d.to, m.ma, crm_field, old, d.value, d.rule.value, d.evidence.value, d.reason)
-                )
-        # the assigned user follows the CRM owner through the user links (and back)
-        crm_owner = self._owner_values(conn, rec.get("OwnerId"))
-        if plainly_same(crm_owner, prospect.get(OWNER)):
-            return writes
-        last = state.get(OWNER)
-        d2 = decide(Rule.MOST_RECENT, Observed(crm_owner, crm_time), Observed(prospect.get(OWNER), ma_time),
-                    last[0] if last else None, last[1] if last else None, synced_before=last is not None)  # fmt: skip
-        if d2 is not None:
-            if d2.to is Side.MA:
-                writes.append(FieldWrite(Side.MA, OWNER, "OwnerId", prospect.get(OWNER), d2.value, d2.rule.value,
-                                         d2.evidence.value, d2.reason))  # fmt: skip
-            else:
-                owner = self._crm_owner(conn, d2.value)
-                if owner:
-                    writes.append(FieldWrite(Side.CRM, OWNER, "OwnerId", rec.get("OwnerId"), owner, d2.rule.value,
-                                             d2.evidence.value, d2.reason))  # fmt: skip
-        return writes
-
     def _prospect_values(self, conn: Connection, obj: str, rec: Mapping[str, Any]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for m, crm_field in self.config.fields_to_pull(obj):
-            if crm_field in rec and not is_blank(rec.get(crm_field)):
-                values[m.ma] = _to_ma(rec[crm_field], None)
-        owner = self._owner_values(conn, rec.get("OwnerId"))
-        if owner is not None:
-            values[OWNER] = owner
-        return values
-
-    def _lead_values(self, conn: Connection, prospect: Mapping[str, Any]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        describe = self._field_names("Lead")
-        for m, crm_field in self.config.fields_to_create_in_crm("Lead"):
-            if crm_field not in describe:
-                continue
-            value = prospect.get(m.ma)
-            if not is_blank(value):
-                values[crm_field] = value
-        for required in ("LastName", "Company"):
-            if is_blank(values.get(required)):
-                values[required] = self.config.placeholder
-        owner = self._crm_owner(conn, prospect.get(OWNER))
-        if owner:
-            values["OwnerId"] = owner
-        return values
-
-    def _deleted_in_crm(self, obj: str, crm_id: str) -> bool:
-        rows = self.adapter.read(obj, [crm_id])
-        return not rows or bool(rows[0].get("IsDeleted"))
-
-    def _crm_by_emails(self, emails: Sequence[str], links: _Links) -> dict[str, list[tuple[str, str]]]:
-        """Unlinked contacts and unconverted leads per email key: one ``Email IN (…)`` query per
-        object and 200 emails (not one query per prospect)."""
-        keys = sorted({k for e in emails if (k := email_key(e))})
-        out: dict[str, list[tuple[str, str]]] = {}
-        queries: list[tuple[str, str]] = []
-        for start in range(0, len(keys), 200):
-            quoted = ", ".join(
-                "'" + k.replace("\\", "\\\\").replace("'", "\\'") + "'" for k in keys[start : start + 200]
-            )
-            for obj in ("Contact", "Lead"):
-                where = f"Email IN ({quoted})" + (" AND IsConverted = false" if obj == "Lead" else "")
-                queries.append((obj, f"SELECT Id, Email FROM {obj} WHERE {where} ORDER BY Id"))
-        for (obj, _), rows in zip(queries, self._queries([q for _, q in queries]), strict=True):
-            for rec in rows:
-                key = email_key(rec.get("Email"))
-                if key is not None and links.crm(str(rec["Id"])) is None:
-                    out.setdefault(key, []).append((obj, str(rec["Id"])))
-        return out
-
-    def _queries(self, soqls: Sequence[str]) -> list[list[Mapping[str, Any]]]:
-        """Several SOQL queries: batched where the adapter can (a Composite call per five), else one each."""
-        if isinstance(self.adapter, QueriesMany):
-            return self.adapter.query_many(soqls)
-        return [list(self.adapter.query(soql)) for soql in soqls]
-
-    def _heir(
-        self, conn: Connection, found: list[tuple[str, str]], planned_links: Mapping[str, int]
-    ) -> tuple[str, str] | None:
-        """The one live, unlinked record (passing its filter, not claimed in this cycle) that takes over
-        a deleted record's prospect; None when there is none — or several of one kind (a collision
-        is not resolved by guessing: the prospect is recycled and each record reported when it syncs)."""
-        cands = [(o, i) for o, i in found if i not in planned_links]
-        for o in {o for o, _ in cands}:
-            where = self.config.filter_for(o)
-            if where:
-                ok = self._passing(conn, o, where, [i for oo, i in cands if oo == o])
-                cands = [(oo, i) for oo, i in cands if oo != o or i in ok]
-        order = ("Lead", "Contact") if self.config.prefer == "lead" else ("Contact", "Lead")
-        for o in order:
-            mine = [c for c in cands if c[0] == o]
-            if len(mine) == 1:
-                return mine[0]
-            if mine:
-                return None
-        return None
-
-    def _first_match(self, found: list[tuple[str, str]], links: _Links) -> tuple[str, str] | None:
-        """Contacts before leads (``prefer: lead`` puts leads first), skipping records linked meanwhile."""
-        live = [f for f in found if links.crm(f[1]) is None]
-        if self.config.prefer == "lead":
-            live.sort(key=lambda x: x[0] != "Lead")
-        return live[0] if live else None
+        """A new prospect's values from a CRM record, as the planner gives them (for bench/sync_incremental.py)."""
+        return Planner(self.config, self.adapter, _View(self, conn)).prospect_values(obj, rec)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -1086,7 +586,7 @@ class SyncService:
                 if "email" in values:
                     values["emailKey"] = email_key(values["email"])
                 values["updatedAt"] = values["salesforceLastSync"] = (
-                    now  # equal stamps mark our own write (_own_write)
+                    now  # equal stamps mark our own write (planner.own_write)
                 )
                 by_columns.setdefault(tuple(sorted(values)), []).append({**values, "_pid": op.prospect_id})
                 for w in writes:
@@ -1152,7 +652,7 @@ class SyncService:
             if ma in prospect:
                 ma_value, crm_value = prospect[ma], rec.get(f)
                 if isinstance(crm_value, float):
-                    crm_value = _to_ma(crm_value, ma_value)
+                    crm_value = to_ma(crm_value, ma_value)
                 values[ma] = [crm_value if type(crm_value) in _AS_IS else _jsonable(crm_value),
                               ma_value if type(ma_value) in _AS_IS else _jsonable(ma_value)]  # fmt: skip
         values[OWNER] = [crm_owner, prospect.get(OWNER)]
@@ -1367,7 +867,7 @@ class SyncService:
                 last = state.get(m.ma)
                 nxt = None
                 if link is not None:
-                    d: Decision | None = decide(m.rule, Observed(_to_ma(rec.get(crm_field), prospect.get(m.ma)), rec.get("SystemModstamp")),
+                    d: Decision | None = decide(m.rule, Observed(to_ma(rec.get(crm_field), prospect.get(m.ma)), rec.get("SystemModstamp")),
                                                 Observed(prospect.get(m.ma), prospect.get("updatedAt")),
                                                 last[0] if last else None, last[1] if last else None,
                                                 synced_before=last is not None, sync_blanks=m.sync_blanks)  # fmt: skip
@@ -1585,8 +1085,65 @@ class _Links:
         return self._by_prospect[prospect_id]
 
 
-def _object_of(crm_id: str) -> str:
-    return "Lead" if crm_id.startswith("00Q") else "Contact"
+class _View:
+    """The marketing side as the planner reads it (``planner.MarketingView``), over one connection."""
+
+    def __init__(self, svc: SyncService, conn: Connection) -> None:
+        self.svc, self.conn = svc, conn
+        self.links = _Links(conn)
+        self._table: sa.Table | None = None
+
+    def _p(self) -> sa.Table:
+        if self._table is None:
+            self._table = _ptable(self.conn)
+        return self._table
+
+    def prefetch_links(self, crm_ids: set[str], prospect_ids: set[int]) -> None:
+        self.links.prefetch(crm_ids, prospect_ids)
+
+    def link_of_record(self, crm_id: str) -> tuple[int, str] | None:
+        return self.links.crm(crm_id)
+
+    def link_of_prospect(self, prospect_id: int) -> tuple[str, str] | None:
+        return self.links.prospect(prospect_id)
+
+    def linked_count(self) -> int:
+        return int(self.conn.execute(sa.select(sa.func.count()).select_from(sync_link)).scalar_one())
+
+    def prospects(self, prospect_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        return _prospect_rows(self.conn, self._p(), prospect_ids, self.svc._synced_fields())
+
+    def prospect_row(self, prospect_id: int) -> dict[str, Any] | None:
+        p = self._p()
+        row = self.conn.execute(sa.select(p).where(p.c.id == prospect_id)).mappings().first()
+        return dict(row) if row is not None else None
+
+    def states(self, prospect_ids: Sequence[int]) -> dict[int, dict[str, Sequence[Any]]]:
+        return self.svc._states(self.conn, prospect_ids)
+
+    def prospects_by_key(self, keys: set[str]) -> dict[str, list[dict[str, Any]]]:
+        """Prospects (id, isDeleted) per email key, for many keys at once (one query per 500)."""
+        p, wanted = t.prospect, sorted(keys)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(wanted), 500):
+            q = sa.select(p.c.id, p.c.isDeleted, p.c.emailKey).where(
+                p.c.emailKey.in_(wanted[start : start + 500])
+            )
+            for r in self.conn.execute(q.order_by(p.c.id)):
+                out.setdefault(r.emailKey, []).append({"id": r.id, "isDeleted": r.isDeleted})
+        return out
+
+    def passing(self, object_name: str, where: str, record_ids: Sequence[str]) -> set[str]:
+        return self.svc._passing(self.conn, object_name, where, record_ids)
+
+    def field_names(self, object_name: str) -> frozenset[str]:
+        return self.svc._field_names(object_name)
+
+    def user_for_crm_owner(self, crm_owner: str | None) -> int | None:
+        return self.svc._owner_values(self.conn, crm_owner)
+
+    def crm_user_for(self, user_id: Any) -> str | None:
+        return self.svc._crm_owner(self.conn, user_id)
 
 
 _ID_CHARS = re.compile(r"[A-Za-z0-9]{15,18}")
@@ -1618,14 +1175,6 @@ def _stamp(rec: Mapping[str, Any]) -> dt.datetime:
     return rec.get("SystemModstamp") or dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
-def _own_write(prospect: Mapping[str, Any]) -> bool:
-    """The prospect's last change is the connector's own write: it stamps updatedAt and
-    salesforceLastSync with one instant; any later edit moves updatedAt past it."""
-    return prospect.get("updatedAt") is not None and prospect.get("updatedAt") == prospect.get(
-        "salesforceLastSync"
-    )
-
-
 def _pairs(values: dict[str, Any] | None) -> dict[str, Sequence[Any]]:
     """Agreed values as the judge takes them: field → [CRM value, marketing value] (a bare value,
     as very old rows may hold, stands for both sides)."""
@@ -1647,13 +1196,6 @@ def _kind(code: str) -> str:
 
 
 _AS_IS = (str, int, bool, float, type(None))  # values JSON keeps as they are (``_jsonable`` returns them)
-
-
-def _to_ma(crm_value: Any, like: Any) -> Any:
-    """A CRM value as the marketing side keeps it (numbers to ints where the prospect has ints)."""
-    if isinstance(crm_value, float) and (isinstance(like, int) or crm_value.is_integer()):
-        return int(crm_value)
-    return crm_value
 
 
 def _to_crm(value: Any) -> Any:
