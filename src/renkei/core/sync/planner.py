@@ -24,6 +24,7 @@ The decisions, in the order a cycle meets them:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from renkei.core.identity import email_key
@@ -112,6 +113,20 @@ class MarketingView(Protocol):
         """The CRM user linked to a marketing user, if any."""
 
 
+@dataclass
+class _Tally:
+    """What a cycle's planning has decided so far (shared by its CRM-side and marketing-side passes)."""
+
+    cap: int | None
+    live_synced: int  # linked prospects before this cycle (counted only under a cap)
+    planned_new: int = 0  # prospects this cycle links or creates
+    ops: list[Op] = field(default_factory=list)
+    touched: set[int] = field(default_factory=set)  # prospects whose pair the CRM side already planned
+
+    def cap_ok(self) -> bool:
+        return self.cap is None or self.live_synced + self.planned_new < self.cap
+
+
 class Planner:
     """Plans one cycle. Holds per-cycle caches only: make one per cycle."""
 
@@ -133,17 +148,22 @@ class Planner:
         """The cycle's operations for these changes: ``crm`` is object → id → record (deleted ones
         included) in change order, ``prospects`` the changed prospects by id (deleted ones included)."""
         self._changes = crm
-        cfg, store = self.settings, self.store
+        store = self.store
         # only the links this cycle's records touch are read (idle cycles stay cheap)
         store.prefetch_links({str(r[k]) for recs in crm.values() for r in recs.values()
                               for k in ("Id", "MasterRecordId", "ConvertedContactId") if r.get(k)}, set(prospects))  # fmt: skip
-        ops: list[Op] = []
+        # counted only under a cap: a count of every link costs tens of ms at a million links
+        tally = _Tally(self.settings.cap, store.linked_count() if self.settings.cap is not None else 0)
+        self._plan_records(crm, prospects, tally)
+        self._plan_prospects(prospects, tally)
+        return tally.ops
+
+    def _plan_records(self, crm: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                      prospects: Mapping[int, Mapping[str, Any]], tally: _Tally) -> None:  # fmt: skip
+        """The CRM side's changes: contacts before leads (reversed with ``prefer: lead``), in change order."""
+        cfg, store, ops, touched_pairs = self.settings, self.store, tally.ops, tally.touched
         planned_links: dict[str, int] = {}
         planned_creates: dict[str, tuple[str, str]] = {}  # email key → the CRM record creating its prospect
-        touched_pairs: set[int] = set()
-        # counted only under a cap: a count of every link costs tens of ms at a million links
-        live_synced = store.linked_count() if cfg.cap is not None else 0
-        planned_new = 0
         # the linked records' prospects and agreed values, read a page at a time (not per record)
         linked = sorted(
             {
@@ -162,9 +182,6 @@ class Planner:
             if pid in rows:
                 return rows[pid]
             return store.prospect_row(pid)
-
-        def cap_ok() -> bool:
-            return cfg.cap is None or live_synced + planned_new < cfg.cap
 
         filters = {obj: f for obj in CRM_OBJECTS if (f := cfg.filter_for(obj))}
         passing = {obj: store.passing(obj, where, list(crm[obj])) for obj, where in filters.items()}
@@ -343,7 +360,7 @@ class Planner:
                         ops.append(Op(Action.SKIP, None, obj, rid, target,
                                       f"the email is linked to {other_obj} {existing[0]} (prefer: {cfg.prefer})"))  # fmt: skip
                     continue
-                if not cap_ok():
+                if not tally.cap_ok():
                     ops.append(Op(Action.ERROR, None, obj, rid, target, f"licence cap of {cfg.cap} synced prospects reached",
                                   error_kind="cap_reached", code="CAP_REACHED"))  # fmt: skip
                     continue
@@ -354,13 +371,13 @@ class Planner:
                 ops.append(Op(Action.LINK, None, obj, rid, target, f"matched by email {rec.get('Email')}"))
                 ops += self._update_ops(obj, rid, target, rec, prospect, {}, "first sync after linking")
                 planned_links[rid] = target
-                planned_new += 1
+                tally.planned_new += 1
                 touched_pairs.add(target)
                 continue
             if not cfg.auto_create_prospects:
                 ops.append(Op(Action.SKIP, None, obj, rid, None, "auto_create_prospects is off"))
                 continue
-            if not cap_ok():
+            if not tally.cap_ok():
                 ops.append(Op(Action.ERROR, None, obj, rid, None, f"licence cap of {cfg.cap} synced prospects reached",
                               error_kind="cap_reached", code="CAP_REACHED"))  # fmt: skip
                 continue
@@ -378,9 +395,11 @@ class Planner:
                 )
             )
             planned_creates[key] = (obj, rid)
-            planned_new += 1
+            tally.planned_new += 1
 
-        # marketing-side changes
+    def _plan_prospects(self, prospects: Mapping[int, Mapping[str, Any]], tally: _Tally) -> None:
+        """The changed prospects the CRM side's records did not already cover."""
+        cfg, store, ops, touched_pairs = self.settings, self.store, tally.ops, tally.touched
         agreed = store.states([pid for pid, row in prospects.items()
                                      if store.link_of_prospect(pid) is not None and pid not in touched_pairs and not own_write(row)])  # fmt: skip
         linked_changes = [
@@ -437,15 +456,14 @@ class Planner:
                 rec = dict(matched[crm_id])
                 ops += self._update_ops(obj, crm_id, pid, rec, prospect, {}, "first sync after linking")
                 continue
-            if not cap_ok():
+            if not tally.cap_ok():
                 ops.append(Op(Action.ERROR, None, "Lead", None, pid, f"licence cap of {cfg.cap} synced prospects reached",
                               error_kind="cap_reached", code="CAP_REACHED"))  # fmt: skip
                 continue
-            planned_new += 1
+            tally.planned_new += 1
             ops.append(Op(Action.CREATE, Side.CRM, "Lead", None, pid,
                           "assigned prospect without a CRM record" if gate == "on_assignment" else "create_in_crm: always",
                           values=self._lead_values(prospect)))  # fmt: skip
-        return ops
 
     def _update_ops(self, obj: str, record_id: str, prospect_id: int, rec: Mapping[str, Any],
                     prospect: Mapping[str, Any], state: Mapping[str, Sequence[Any]], reason: str) -> list[Op]:  # fmt: skip
