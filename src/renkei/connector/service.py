@@ -25,16 +25,13 @@ from renkei.connector.bulk import create_in_bulk
 from renkei.connector.config import CRM_OBJECTS, ConnectorConfig, FieldMapping
 from renkei.core.identity import email_key
 from renkei.core.sync.judge import (
-    Decision,
     Evidence,
-    Observed,
     Side,
-    decide,
     same,
 )
 from renkei.core.sync.messages import Action, FieldWrite, Op
 from renkei.core.sync.messages import jsonable as _jsonable
-from renkei.core.sync.planner import OWNER, Planner, queries, to_ma
+from renkei.core.sync.planner import OWNER, Planner, own_write, queries, to_ma
 from renkei.core.sync.ports import CrmAdapter, Cursor, ReadsManyChanges, ReadsManyRecords
 from renkei.crm.service import CrmService
 from renkei.errors import InputError, NotFoundError
@@ -844,7 +841,6 @@ class SyncService:
             if prospect is None:
                 raise NotFoundError(f"prospect {prospect_id} does not exist")
             link = conn.execute(sa.select(sync_link).where(sync_link.c.prospect_id == prospect_id)).first()
-            state = self._state(conn, prospect_id)
             rec: dict[str, Any] = {}
             if link is not None:
                 rows = self.adapter.read(link.crm_object, [link.crm_id])
@@ -854,6 +850,7 @@ class SyncService:
             created = conn.execute(sa.select(sync_audit).where(
                 sync_audit.c.prospect_id == prospect_id, sync_audit.c.direction == "ma", sync_audit.c.action == "create",
                 sync_audit.c.field.is_(None)).order_by(sync_audit.c.id.desc()).limit(1)).mappings().first()  # fmt: skip
+            planned = self._next_for(conn, prospect_id, dict(prospect), link, rec)
             fields_out = []
             for m, crm_field in self.config.mappings(obj):
                 if field_name and field_name not in (m.ma, crm_field):
@@ -864,16 +861,9 @@ class SyncService:
                 if (created is not None and isinstance(created["new"], dict) and m.ma in created["new"]
                         and (last_write is None or last_write["id"] < created["id"])):  # fmt: skip
                     last_write = {**created, "old": None, "new": created["new"][m.ma]}  # type: ignore[assignment]
-                last = state.get(m.ma)
                 nxt = None
                 if link is not None:
-                    d: Decision | None = decide(m.rule, Observed(to_ma(rec.get(crm_field), prospect.get(m.ma)), rec.get("SystemModstamp")),
-                                                Observed(prospect.get(m.ma), prospect.get("updatedAt")),
-                                                last[0] if last else None, last[1] if last else None,
-                                                synced_before=last is not None, sync_blanks=m.sync_blanks)  # fmt: skip
-                    nxt = ({"write": d.to.value, "value": _jsonable(d.value), "evidence": d.evidence.value, "reason": d.reason}
-                           if d else {"write": None, "reason": "in step" if same(rec.get(crm_field), prospect.get(m.ma))
-                                      else "no write under this rule (blank or one-way)"})  # fmt: skip
+                    nxt = _next_cycle(planned, m.ma, rec.get(crm_field), prospect.get(m.ma))
                 fields_out.append({
                     "field": m.ma, "crmField": crm_field, "rule": m.rule.value, "syncBlanks": m.sync_blanks,
                     "marketingValue": _jsonable(prospect.get(m.ma)), "crmValue": _jsonable(rec.get(crm_field)),
@@ -887,6 +877,35 @@ class SyncService:
             raise InputError(f"field {field_name!r} is not mapped for {obj}", code="INVALID_FIELD")
         return {"prospectId": prospect_id, "linkedTo": {"object": link.crm_object, "id": link.crm_id} if link else None,
                 "fields": fields_out}  # fmt: skip
+
+    def _next_for(self, conn: Connection, prospect_id: int, prospect: dict[str, Any], link: Any,
+                  rec: Mapping[str, Any]) -> _Next:  # fmt: skip
+        """What the next cycle does to this one pair: the planner run on the pair's pending changes —
+        the CRM record when it changed past its watermark (or waits in the queue), the prospect when
+        it changed past the marketing mark and not by the connector's own write."""
+        if link is None:
+            return _Next([], False, False)
+        queued = {(q.source, q.record_id) for q in conn.execute(sa.select(sync_queue.c.source, sync_queue.c.record_id)
+                  .where(sync_queue.c.record_id.in_([link.crm_id, str(prospect_id)])))}  # fmt: skip
+        cursor = self._cursor(conn, f"crm:{link.crm_object}")
+        crm_moved = bool(rec) and (
+            cursor is None or (_stamp(rec), str(rec["Id"])) > (cursor.modstamp, cursor.id)
+            or (f"crm:{link.crm_object}", link.crm_id) in queued
+        )  # fmt: skip
+        mark = conn.execute(sa.select(sync_watermark).where(sync_watermark.c.source == "ma:prospect")).first()
+        stamp = prospect.get("updatedAt")
+        ma_moved = ("ma:prospect", str(prospect_id)) in queued or (
+            stamp is not None and not own_write(prospect)
+            and (mark is None or mark.modstamp is None or (stamp, prospect_id) > (mark.modstamp, int(mark.record_id)))
+        )  # fmt: skip
+        changes: dict[str, dict[str, Mapping[str, Any]]] = {"Lead": {}, "Contact": {}}
+        if crm_moved:
+            changes[link.crm_object][link.crm_id] = rec
+        self._users, self._mapped, self._plain_pairs = None, {}, {}
+        ops = Planner(self.config, self.adapter, _View(self, conn)).plan(
+            changes, {prospect_id: prospect} if ma_moved else {}
+        )
+        return _Next([o for o in ops if o.prospect_id == prospect_id], crm_moved, ma_moved)
 
     def rollback(self, run_id: int) -> dict[str, Any]:
         """Restore every value the run overwrote, on both sides (when not changed since), audited."""
@@ -1169,6 +1188,34 @@ def _prospect_rows(
         for r in conn.execute(sa.select(*columns).where(p.c.id.in_(pids[start : start + 500]))).mappings():
             out[int(r["id"])] = dict(r)
     return out
+
+
+@dataclass(frozen=True)
+class _Next:
+    """The next cycle's operations on one pair, and which of its sides changed since the last sync."""
+
+    ops: list[Op]
+    crm_moved: bool
+    ma_moved: bool
+
+
+def _next_cycle(planned: _Next, ma_field: str, crm_value: Any, ma_value: Any) -> dict[str, Any]:
+    """``nextCycle`` of one field in ``sync explain``: the planner's write, or why there is none."""
+    for op in planned.ops:
+        for w in op.writes:
+            if w.ma_field == ma_field:
+                return {"write": w.to.value, "value": _jsonable(w.new), "rule": w.rule, "evidence": w.evidence,
+                        "reason": w.reason}  # fmt: skip
+    other = next((op for op in planned.ops if op.action is not Action.UPDATE), None)
+    if other is not None:
+        return {"write": None, "reason": f"{other.action.value}: {other.reason}"}
+    if not planned.crm_moved and not planned.ma_moved:
+        return {"write": None, "reason": "in step" if same(crm_value, ma_value) else
+                "neither side changed since the last sync: the next cycle leaves this field as it is"}  # fmt: skip
+    return {
+        "write": None,
+        "reason": "in step" if same(crm_value, ma_value) else "no write under this rule (blank or one-way)",
+    }
 
 
 def _stamp(rec: Mapping[str, Any]) -> dt.datetime:
