@@ -174,6 +174,9 @@ class SyncService:
                 crm[obj] = dict(sorted(crm[obj].items(), key=lambda kv: (_stamp(kv[1]), kv[0])))
         with self.engine.connect() as conn:
             p = _ptable(conn)
+            # the fields the planner and the agreed values look at (the linked records' prospects are
+            # read the same way): half the prospect's columns, so half the cost of each changed row
+            synced = [p.c[f] for f in sorted(self._synced_fields()) if f in p.c]
             if ma_mark is not None:
                 # (updatedAt, id) > mark as two index ranges: SQLite reads the row-value comparison as
                 # updatedAt >= stamp and would walk every prospect with the mark's stamp (all the
@@ -202,16 +205,11 @@ class SyncService:
                     [[p.c.id], [p.c.updatedAt, p.c.id]] if ma_mark is not None else [[p.c.updatedAt, p.c.id]]
                 )
                 for r, order in zip(ranges, orders, strict=True):
-                    q = sa.select(p).where(r, upto, ~own_echo).order_by(*order)
+                    q = sa.select(*synced).where(r, upto, ~own_echo).order_by(*order)
                     prospects.update(_rows_by_id(conn.execute(q)))
             extra = [int(i) for i in by_source.get("ma:prospect", []) if int(i) not in prospects]
             if extra:
-                prospects.update(
-                    {
-                        int(r["id"]): dict(r)
-                        for r in conn.execute(sa.select(p).where(p.c.id.in_(extra))).mappings()
-                    }
-                )
+                prospects.update(_rows_by_id(conn.execute(sa.select(*synced).where(p.c.id.in_(extra)))))
         latest = max(((r["updatedAt"], r["id"]) for r in prospects.values() if r["updatedAt"]), default=None)
         if top is not None and (latest is None or (top.updatedAt, top.id) > latest):
             latest = (top.updatedAt, int(top.id))
@@ -1120,13 +1118,7 @@ class SyncService:
                 by_columns.setdefault(tuple(sorted(values)), []).append({**values, "_pid": pid})
                 written.add(int(pid or 0))
                 record_id = str(pid)
-                for w in writes:
-                    old, new = w.old, w.new
-                    audit.append({"run_id": run_id, "at": now, "direction": "ma", "action": "update",
-                                  "object": "prospect", "record_id": record_id, "prospect_id": pid,
-                                  "field": w.ma_field, "old": old if type(old) in _AS_IS else _jsonable(old),
-                                  "new": new if type(new) in _AS_IS else _jsonable(new), "rule": w.rule,
-                                  "evidence": w.evidence, "reason": (w.reason or "")[:255]})  # fmt: skip
+                audit += [_write_audit(run_id, now, "ma", "prospect", record_id, pid, w) for w in writes]
             (to_crm if any(w.to is crm for w in op.writes) else agreed).append(op)
         if audit is not self._audit_rows:
             self._flush(conn, audit)
@@ -1218,13 +1210,13 @@ class SyncService:
             retry: list[tuple[Op, dict[str, Any]]] = []
             written: list[Op] = []
             with self._writing() as conn:
+                audit = self._audit_rows
+                assert audit is not None
                 for op, body, result in zip(ops, payload, results, strict=True):
                     if result.success:
-                        for w in op.writes:
-                            if w.to is Side.CRM:
-                                self._audit(
-                                    conn, run_id, "crm", "update", obj, op.record_id or "", op.prospect_id, w
-                                )
+                        record_id, pid = op.record_id or "", op.prospect_id
+                        audit += [_write_audit(run_id, now, "crm", obj, record_id, pid, w)
+                                  for w in op.writes if w.to is Side.CRM]  # fmt: skip
                         written.append(op)
                         continue
                     bad = {f for _, _, fields in result.errors for f in fields}
@@ -1707,6 +1699,17 @@ def _pairs(values: dict[str, Any] | None) -> dict[str, Sequence[Any]]:
     if all(type(v) is list for v in values.values()):
         return values  # as stored: no copy (a cycle reads thousands)
     return {f: v if isinstance(v, list) else [v, v] for f, v in values.items()}
+
+
+def _write_audit(run_id: int, at: dt.datetime, direction: str, obj: str, record_id: str, prospect_id: int | None,
+                 w: FieldWrite) -> dict[str, Any]:  # fmt: skip
+    """The audit row of one field write (what ``SyncService._audit`` builds, without its per-row clock
+    read and calls: the write paths build one per changed field of every pair)."""
+    old, new = w.old, w.new
+    return {"run_id": run_id, "at": at, "direction": direction, "action": "update", "object": obj,
+            "record_id": record_id, "prospect_id": prospect_id, "field": w.ma_field,
+            "old": old if type(old) in _AS_IS else _jsonable(old), "new": new if type(new) in _AS_IS else _jsonable(new),
+            "rule": w.rule, "evidence": w.evidence, "reason": (w.reason or "")[:255]}  # fmt: skip
 
 
 def _kind(code: str) -> str:
