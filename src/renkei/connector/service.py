@@ -9,6 +9,8 @@ what the next ``run()`` will do.
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -48,6 +50,7 @@ from renkei.store.tables_sync import (
 
 _AUDIT_INSERT = sync_audit.insert()
 _STATE_VALUES = sync_state.c["values"]
+_STATE_TEXT = sa.type_coerce(_STATE_VALUES, sa.Text)  # the stored JSON as it is (``_states`` decodes it)
 _READ_PAGE = 2000  # records per adapter read (Salesforce's sObject Collections retrieve takes 2,000 ids)  # ``.c.values`` is the column collection's own method
 _MIRRORED = ("Account", "Opportunity", "OpportunityContactRole")
 
@@ -76,6 +79,10 @@ class SyncService:
         self._mapped: dict[str, list[tuple[FieldMapping, str]]] = {}
         self._plain_pairs: dict[str, list[tuple[str, str]]] = {}
         self._audit_rows: list[dict[str, Any]] | None = None  # set while a transaction buffers its audit rows
+        # the changed prospects as this cycle read them (``_gather``) and those it has written since:
+        # the unwritten ones still hold what was read, so ``_agree`` needs no second read of them
+        self._read_prospects: Mapping[int, Mapping[str, Any]] = {}
+        self._written_prospects: set[int] = set()
 
     def _field_names(self, obj: str) -> frozenset[str]:
         """The CRM object's field names, described once per service (one cycle)."""
@@ -161,6 +168,9 @@ class SyncService:
                 crm[obj] = dict(sorted(crm[obj].items(), key=lambda kv: (_stamp(kv[1]), kv[0])))
         with self.engine.connect() as conn:
             p = _ptable(conn)
+            # the fields the planner and the agreed values look at (the linked records' prospects are
+            # read the same way): half the prospect's columns, so half the cost of each changed row
+            synced = [p.c[f] for f in sorted(self._synced_fields()) if f in p.c]
             if ma_mark is not None:
                 # (updatedAt, id) > mark as two index ranges: SQLite reads the row-value comparison as
                 # updatedAt >= stamp and would walk every prospect with the mark's stamp (all the
@@ -189,19 +199,15 @@ class SyncService:
                     [[p.c.id], [p.c.updatedAt, p.c.id]] if ma_mark is not None else [[p.c.updatedAt, p.c.id]]
                 )
                 for r, order in zip(ranges, orders, strict=True):
-                    q = sa.select(p).where(r, upto, ~own_echo).order_by(*order)
-                    prospects.update({int(row["id"]): dict(row) for row in conn.execute(q).mappings()})
+                    q = sa.select(*synced).where(r, upto, ~own_echo).order_by(*order)
+                    prospects.update(_rows_by_id(conn.execute(q)))
             extra = [int(i) for i in by_source.get("ma:prospect", []) if int(i) not in prospects]
             if extra:
-                prospects.update(
-                    {
-                        int(r["id"]): dict(r)
-                        for r in conn.execute(sa.select(p).where(p.c.id.in_(extra))).mappings()
-                    }
-                )
+                prospects.update(_rows_by_id(conn.execute(sa.select(*synced).where(p.c.id.in_(extra)))))
         latest = max(((r["updatedAt"], r["id"]) for r in prospects.values() if r["updatedAt"]), default=None)
         if top is not None and (latest is None or (top.updatedAt, top.id) > latest):
             latest = (top.updatedAt, int(top.id))
+        self._read_prospects, self._written_prospects = prospects, set()
         return _Gathered(crm, prospects, new_cursors, latest or ma_mark, mirrored, len(queued))
 
     # -- planning (pure over the gathered inputs and the store's state) ----------------------
@@ -249,16 +255,19 @@ class SyncService:
         return _pairs(values)
 
     def _states(self, conn: Connection, pids: Sequence[int]) -> dict[int, dict[str, Sequence[Any]]]:
-        """The agreed values of many prospects (one query per 500)."""
+        """The agreed values of many prospects (one query per 2,000), the JSON text decoded here with
+        one ``json.loads`` each rather than through the JSON type's per-row processing (PostgreSQL's
+        driver hands them over decoded)."""
         out: dict[int, dict[str, Sequence[Any]]] = {}
-        for start in range(0, len(pids), 500):
+        loads = json.loads
+        for start in range(0, len(pids), _READ_PAGE):
             rows = conn.execute(
-                sa.select(sync_state.c.prospect_id, _STATE_VALUES).where(
-                    sync_state.c.prospect_id.in_(pids[start : start + 500])
+                sa.select(sync_state.c.prospect_id, _STATE_TEXT).where(
+                    sync_state.c.prospect_id.in_(pids[start : start + _READ_PAGE])
                 )
             )
             for pid, values in rows:
-                out[int(pid)] = _pairs(values)
+                out[int(pid)] = _pairs(loads(values) if isinstance(values, str) else values)
         return out
 
     def _owner_values(self, conn: Connection, crm_owner: str | None) -> int | None:
@@ -278,6 +287,10 @@ class SyncService:
 
     def run(self) -> dict[str, Any]:
         """One cycle. Returns ``runId``, per-side counts and errors."""
+        with _gc_paused():
+            return self._cycle()
+
+    def _cycle(self) -> dict[str, Any]:
         if self.config.paused:
             return {"runId": None, "status": "paused", "counts": {}, "errors": []}
         started = self.clock.now()
@@ -366,8 +379,13 @@ class SyncService:
 
     def _flush_audit(self, conn: Connection) -> None:
         if self._audit_rows:
-            conn.execute(_AUDIT_INSERT, self._audit_rows)
+            self._flush(conn, self._audit_rows)
             self._audit_rows.clear()
+
+    @staticmethod
+    def _flush(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(_AUDIT_INSERT, rows)
 
     def _audit(self, conn: Connection, run_id: int, direction: str, action: str, obj: str, record_id: str,
                prospect_id: int | None, w: FieldWrite | None = None, reason: str | None = None) -> None:  # fmt: skip
@@ -427,6 +445,9 @@ class SyncService:
                     continue
                 if op.action not in (Action.ERROR, Action.CREATE):
                     write_updates()  # the other actions see the updates planned before them, as planned
+                    self._written_prospects.add(int(op.prospect_id or 0))
+                    if op.action is Action.MERGE and op.target_id is not None:
+                        self._written_prospects.add(int(op.target_id))
                 if op.action is Action.ERROR:
                     errors.append(self._error(conn, run_id, op.error_kind or "error", op.object, op.record_id,
                                               op.prospect_id, op.code, op.reason))  # fmt: skip
@@ -576,21 +597,28 @@ class SyncService:
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         agreed: list[Op] = []
         to_crm: list[Op] = []
+        written = self._written_prospects
+        # the audit rows built here directly (what ``_audit`` builds, one stamp for the batch): this
+        # loop runs once per changed pair, so per-write calls and lookups add up
+        audit = self._audit_rows if self._audit_rows is not None else []
+        ma, crm = Side.MA, Side.CRM
         for op in ops:
-            writes = [w for w in op.writes if w.to is Side.MA]
+            writes = [w for w in op.writes if w.to is ma]
             if writes:
+                pid = op.prospect_id
                 values = {w.ma_field: w.new for w in writes}
                 if "email" in values:
                     values["emailKey"] = email_key(values["email"])
                 values["updatedAt"] = values["salesforceLastSync"] = (
                     now  # equal stamps mark our own write (planner.own_write)
                 )
-                by_columns.setdefault(tuple(sorted(values)), []).append({**values, "_pid": op.prospect_id})
-                for w in writes:
-                    self._audit(
-                        conn, run_id, "ma", "update", "prospect", str(op.prospect_id), op.prospect_id, w
-                    )
-            (to_crm if any(w.to is Side.CRM for w in op.writes) else agreed).append(op)
+                by_columns.setdefault(tuple(sorted(values)), []).append({**values, "_pid": pid})
+                written.add(int(pid or 0))
+                record_id = str(pid)
+                audit += [_write_audit(run_id, now, "ma", "prospect", record_id, pid, w) for w in writes]
+            (to_crm if any(w.to is crm for w in op.writes) else agreed).append(op)
+        if audit is not self._audit_rows:
+            self._flush(conn, audit)
         for params in by_columns.values():
             conn.execute(p.update().where(p.c.id == sa.bindparam("_pid")), params)
         self._agree(conn, agreed, now)
@@ -625,8 +653,19 @@ class SyncService:
         for positions in unread.values():
             for i in positions:
                 records[i] = got.get(str(ops[i].record_id))
-        prospects = _prospect_rows(conn, _ptable(conn), sorted({int(op.prospect_id or 0) for op in ops}),
-                                   self._synced_fields())  # fmt: skip
+        # a prospect this cycle read and has not written holds what was read (a user's edit made since
+        # is not agreed: the next cycle sees it); the others are read back, a page at a time
+        read, written = self._read_prospects, self._written_prospects
+        prospects: dict[int, Mapping[str, Any]] = {}
+        reread = set()
+        for op in ops:
+            pid = int(op.prospect_id or 0)
+            if pid in read and pid not in written:
+                prospects[pid] = read[pid]
+            else:
+                reread.add(pid)
+        if reread:
+            prospects.update(_prospect_rows(conn, _ptable(conn), sorted(reread), self._synced_fields()))
         rows: dict[int, dict[str, Any]] = {}
         for op, rec in zip(ops, records, strict=True):
             pid = int(op.prospect_id or 0)
@@ -668,13 +707,13 @@ class SyncService:
             retry: list[tuple[Op, dict[str, Any]]] = []
             written: list[Op] = []
             with self._writing() as conn:
+                audit = self._audit_rows
+                assert audit is not None
                 for op, body, result in zip(ops, payload, results, strict=True):
                     if result.success:
-                        for w in op.writes:
-                            if w.to is Side.CRM:
-                                self._audit(
-                                    conn, run_id, "crm", "update", obj, op.record_id or "", op.prospect_id, w
-                                )
+                        record_id, pid = op.record_id or "", op.prospect_id
+                        audit += [_write_audit(run_id, now, "crm", obj, record_id, pid, w)
+                                  for w in op.writes if w.to is Side.CRM]  # fmt: skip
                         written.append(op)
                         continue
                     bad = {f for _, _, fields in result.errors for f in fields}
@@ -731,6 +770,7 @@ class SyncService:
                                 FieldWrite(Side.CRM, k, k, None, val, "create", Evidence.RULE.value, "lead created"))  # fmt: skip
                 self._link(conn, run_id, op.prospect_id, "Lead", result.id, op.reason, audit=False)
                 assert op.prospect_id is not None
+                self._written_prospects.add(op.prospect_id)
                 created.append(Op(Action.UPDATE, None, "Lead", result.id, op.prospect_id, ""))
             self._agree(conn, created, now)  # the new leads read back a page at a time, not one call each
         return errors
@@ -1058,6 +1098,22 @@ class SyncService:
         }
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for one cycle. A busy cycle keeps tens of thousands of
+    records, rows, ops and agreed values alive at once, so the collector's passes find nothing to
+    free yet cost ~20 % of the cycle (each pass walks every live container); the few reference
+    cycles a cycle leaves are collected once it is over."""
+    if not gc.isenabled():  # already paused (a nested cycle, or the caller's choice)
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _ptable(conn: Connection) -> sa.Table:
     """The prospect table with its custom fields (custom fields sync like standard ones)."""
     from renkei.store import dynamic
@@ -1185,8 +1241,9 @@ def _prospect_rows(
     out: dict[int, dict[str, Any]] = {}
     columns = [p.c.id, *(p.c[f] for f in sorted(set(fields) - {"id"}) if f in p.c)]
     for start in range(0, len(pids), 500):
-        for r in conn.execute(sa.select(*columns).where(p.c.id.in_(pids[start : start + 500]))).mappings():
-            out[int(r["id"])] = dict(r)
+        out.update(
+            _rows_by_id(conn.execute(sa.select(*columns).where(p.c.id.in_(pids[start : start + 500]))))
+        )
     return out
 
 
@@ -1218,6 +1275,14 @@ def _next_cycle(planned: _Next, ma_field: str, crm_value: Any, ma_value: Any) ->
     }
 
 
+def _rows_by_id(result: sa.CursorResult[Any]) -> dict[int, dict[str, Any]]:
+    """Rows as dicts by their ``id``: tuples zipped with the column names (a mapping row each costs
+    a third more on the thousands of rows a busy cycle reads)."""
+    keys = tuple(result.keys())
+    at = keys.index("id")
+    return {int(row[at]): dict(zip(keys, row, strict=True)) for row in result}
+
+
 def _stamp(rec: Mapping[str, Any]) -> dt.datetime:
     return rec.get("SystemModstamp") or dt.datetime.min.replace(tzinfo=dt.UTC)
 
@@ -1230,6 +1295,17 @@ def _pairs(values: dict[str, Any] | None) -> dict[str, Sequence[Any]]:
     if all(type(v) is list for v in values.values()):
         return values  # as stored: no copy (a cycle reads thousands)
     return {f: v if isinstance(v, list) else [v, v] for f, v in values.items()}
+
+
+def _write_audit(run_id: int, at: dt.datetime, direction: str, obj: str, record_id: str, prospect_id: int | None,
+                 w: FieldWrite) -> dict[str, Any]:  # fmt: skip
+    """The audit row of one field write (what ``SyncService._audit`` builds, without its per-row clock
+    read and calls: the write paths build one per changed field of every pair)."""
+    old, new = w.old, w.new
+    return {"run_id": run_id, "at": at, "direction": direction, "action": "update", "object": obj,
+            "record_id": record_id, "prospect_id": prospect_id, "field": w.ma_field,
+            "old": old if type(old) in _AS_IS else _jsonable(old), "new": new if type(new) in _AS_IS else _jsonable(new),
+            "rule": w.rule, "evidence": w.evidence, "reason": (w.reason or "")[:255]}  # fmt: skip
 
 
 def _kind(code: str) -> str:
