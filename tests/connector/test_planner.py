@@ -237,3 +237,23 @@ def test_most_recent_rules_on_the_newer_side_with_its_evidence() -> None:
     )
     (write,) = ops[0].writes
     assert (write.to, write.new, write.rule) == (Side.CRM, "本部長", "most_recent")
+
+
+def test_a_move_to_another_record_keeps_only_the_agreed_values_that_record_shares() -> None:
+    """prefer: contact — a contact with the lead's email takes the prospect over. The lead's agreed
+    ``jobTitle`` says nothing about the contact (another record, another title): that field starts
+    afresh (first-sync rules), while the shared company keeps its agreed pair."""
+    agreed = {"jobTitle": ["社長", "社長"], "company": ["連携商事", "連携商事"], "lastName": ["山田", "山田"]}
+    person = prospect(1, "a@example.jp", jobTitle="社長")
+    view = DictView({1: person}, links={1: ("00Q1", "Lead")}, states={1: agreed})
+    contact = {"Id": "003C", "Email": "a@example.jp", "LastName": "山田", "Title": None, "IsDeleted": False,
+               "SystemModstamp": T1}  # fmt: skip
+    CRM.clear()
+    CRM.update({"Lead": {"00Q1": lead("00Q1", "a@example.jp", Title="社長")}, "Contact": {"003C": contact}})
+    ops = Planner(DEFAULT, DictCrm(CRM), view).plan({"Lead": {}, "Contact": {"003C": contact}}, {})
+    move = ops[0]
+    assert (move.action, move.record_id, move.target_id) == (Action.MOVE_LINK, "00Q1", "003C")
+    assert move.agreed == {"lastName": ["山田", "山田"]}  # Contact has no Company field mapped; Title differs
+    # the new pair's first sync follows in the same cycle (most recent record: the contact, whose blank
+    # title does not overwrite) — and nothing is planned against the old lead
+    assert all(o.record_id != "00Q1" or o is move for o in ops)

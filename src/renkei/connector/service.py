@@ -555,6 +555,12 @@ class SyncService:
         assert op.target_id is not None and op.prospect_id is not None
         new_obj = ids.object_for_id(op.target_id) or op.object
         self._link(conn, run_id, op.prospect_id, new_obj, op.target_id, op.reason)
+        # the agreed values that still hold for the new record (none when it was not at hand); the
+        # new pair's update op, planned after this one, records its own when it writes
+        conn.execute(sync_state.delete().where(sync_state.c.prospect_id == op.prospect_id))
+        if op.agreed:
+            _save_states(conn, [{"prospect_id": op.prospect_id, "crm_object": new_obj, "values": dict(op.agreed),
+                                 "synced_at": self.clock.now()}])  # fmt: skip
         if new_obj == "Contact" and op.object == "Lead":
             conn.execute(t.prospect.update().where(t.prospect.c.id == op.prospect_id).values(
                 salesforceLeadId=op.record_id, convertedAt=sa.func.coalesce(t.prospect.c.convertedAt, self.clock.now())))  # fmt: skip

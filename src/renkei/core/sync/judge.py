@@ -142,6 +142,11 @@ def decide(rule: Rule, crm: Observed, ma: Observed, last_crm: Any = None, last_m
                       f"only the {winner.value} side changed this field since the last sync", sync_blanks)  # fmt: skip
     c, m = crm.record_changed_at, ma.record_changed_at
     winner = Side.CRM if (m is None or (c is not None and c >= m)) else Side.MA
-    why = "both sides changed this field" if synced_before else "first sync of this field"
+    if not synced_before:
+        why = "first sync of this field"
+    elif crm_changed:
+        why = "both sides changed this field"
+    else:  # a blank that lost at the last sync left the sides apart
+        why = "the sides were left different at the last sync"
     return _write(winner, crm, ma, rule, Evidence.RECORD_TIME,
                   f"{why}; the {winner.value} record changed last", sync_blanks)  # fmt: skip

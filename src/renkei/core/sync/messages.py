@@ -67,6 +67,9 @@ class Op:
     code: str | None = None
     #: The CRM record as the cycle read it (lets the engine record the agreed values without reading it back).
     record: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: move_link: the agreed values that still hold for the new record (the old record's pairs whose
+    #: CRM value the new record holds too); None when the new record was not at hand (none hold).
+    agreed: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"action": self.action.value, "side": self.side.value if self.side else None,

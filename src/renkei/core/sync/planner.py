@@ -237,14 +237,16 @@ class Planner:
                         ops.append(Op(Action.MERGE, Side.MA, obj, rid, pid, f"CRM merged {rid} into {master}; "
                                       f"prospect {pid} is merged into prospect {other[0]}", target_id=str(other[0])))  # fmt: skip
                     else:
-                        ops.append(Op(Action.MOVE_LINK, None, obj, rid, pid,
-                                      f"CRM merged {rid} into {master}: the prospect follows the master", target_id=str(master)))  # fmt: skip
+                        ops += self._move(obj, rid, pid, str(master), states.get(pid, {}), prospect_row(pid),
+                                          f"CRM merged {rid} into {master}: the prospect follows the master")  # fmt: skip
+                        touched_pairs.add(pid)
                     continue
                 heir = self._heir(successors.get(email_key(rec.get("Email")) or "", []), planned_links)
                 if heir is not None:
-                    ops.append(Op(Action.MOVE_LINK, None, obj, rid, pid, f"{obj} {rid} was deleted in the CRM; "
-                                  f"{heir[0]} {heir[1]} has the same email: the prospect moves to it",
-                                  target_id=heir[1]))  # fmt: skip
+                    ops += self._move(obj, rid, pid, heir[1], states.get(pid, {}), prospect_row(pid),
+                                      f"{obj} {rid} was deleted in the CRM; {heir[0]} {heir[1]} has the same "
+                                      "email: the prospect moves to it")  # fmt: skip
+                    touched_pairs.add(pid)
                     planned_links[heir[1]] = pid
                     continue
                 action = Action.RECYCLE if cfg.on_crm_delete == "recycle" else Action.UNLINK
@@ -267,9 +269,9 @@ class Planner:
                         ops.append(Op(Action.MERGE, Side.MA, obj, rid, other[0], f"lead {rid} was converted to contact "
                                       f"{contact}; prospect {other[0]} is merged into prospect {pid} (history kept)",
                                       target_id=str(pid)))  # fmt: skip
-                    ops.append(Op(Action.MOVE_LINK, None, obj, rid, pid,
-                                  f"lead {rid} was converted to contact {contact}: the prospect moves with its history",
-                                  target_id=str(contact)))  # fmt: skip
+                    ops += self._move(obj, rid, pid, str(contact), states.get(pid, {}), prospect_row(pid),
+                                      f"lead {rid} was converted to contact {contact}: the prospect moves with its history")  # fmt: skip
+                    touched_pairs.add(pid)
                     planned_links[str(contact)] = pid
                 continue
             flt = cfg.filter_for(obj)
@@ -285,6 +287,8 @@ class Planner:
                     )
                 continue
             if pid is not None:
+                if any(v == pid and c != rid for c, v in planned_links.items()):
+                    continue  # the prospect moved to another record earlier in this cycle
                 prospect = prospect_row(pid)
                 if prospect is None:
                     continue
@@ -348,9 +352,10 @@ class Planner:
                 if existing is not None and existing[0] != rid:
                     other_obj = existing[1]
                     if other_obj == "Lead" and obj == "Contact" and cfg.prefer == "contact":
-                        ops.append(Op(Action.MOVE_LINK, None, obj, existing[0], target,
-                                      f"lead and contact share the email {rec.get('Email')}: prefer contact",
-                                      target_id=rid))  # fmt: skip
+                        moved = store.states([target]).get(target, {})
+                        ops += self._move("Lead", existing[0], target, rid, moved, prospect_row(target),
+                                          f"lead and contact share the email {rec.get('Email')}: prefer contact")  # fmt: skip
+                        touched_pairs.add(target)
                         planned_links[rid] = target
                     elif other_obj == obj:
                         ops.append(Op(Action.ERROR, None, obj, rid, target, f"the email {rec.get('Email')} is on "
@@ -465,6 +470,44 @@ class Planner:
                           "assigned prospect without a CRM record" if gate == "on_assignment" else "create_in_crm: always",
                           values=self._lead_values(prospect)))  # fmt: skip
 
+    def _move(self, obj: str, record_id: str, prospect_id: int, new_id: str, state: Mapping[str, Sequence[Any]],
+              prospect: Mapping[str, Any] | None, reason: str) -> list[Op]:  # fmt: skip
+        """A MOVE_LINK of the prospect from ``record_id`` to ``new_id`` — and, when the new record is
+        among this cycle's changes, the new pair's first sync. The old record's agreed values are
+        carried over only where the new record holds the same CRM value (a converted lead's contact
+        inherits the lead's fields, so an unsynced marketing edit still wins); where it differs, the
+        field starts without agreed values (first-sync rules), since another record's agreement says
+        nothing about it."""
+        new_obj = object_of(new_id)
+        rec = self._changes.get(new_obj, {}).get(new_id)
+        agreed = None if rec is None else self._rebased(new_obj, rec, state)
+        ops = [
+            Op(Action.MOVE_LINK, None, obj, record_id, prospect_id, reason, target_id=new_id, agreed=agreed)
+        ]
+        if (
+            rec is not None
+            and prospect is not None
+            and not prospect.get("isDeleted")
+            and not rec.get("IsDeleted")
+        ):
+            ops += self._update_ops(new_obj, new_id, prospect_id, rec, prospect, agreed or {},
+                                    f"first sync after the link moved to {new_obj} {new_id}")  # fmt: skip
+        return ops
+
+    def _rebased(
+        self, obj: str, rec: Mapping[str, Any], state: Mapping[str, Sequence[Any]]
+    ) -> dict[str, Any]:
+        """The agreed pairs that still hold with ``rec`` on the CRM side."""
+        out: dict[str, Any] = {}
+        for m, crm_field in self.mappings(obj):
+            pair = state.get(m.ma)
+            if pair is not None and same(to_ma(rec.get(crm_field), pair[1]), pair[0]):
+                out[m.ma] = list(pair)
+        pair = state.get(OWNER)
+        if pair is not None and same(self.store.user_for_crm_owner(rec.get("OwnerId")), pair[0]):
+            out[OWNER] = list(pair)
+        return out
+
     def _update_ops(self, obj: str, record_id: str, prospect_id: int, rec: Mapping[str, Any],
                     prospect: Mapping[str, Any], state: Mapping[str, Sequence[Any]], reason: str) -> list[Op]:  # fmt: skip
         """The field writes one linked pair needs, as an UPDATE op (none when the pair is in step)."""
@@ -496,15 +539,26 @@ class Planner:
     def _ma_unchanged(
         self, obj: str, prospect: Mapping[str, Any], state: Mapping[str, Sequence[Any]]
     ) -> bool:
-        """Every mapped field (and the assigned user) still holds the value agreed at the last sync."""
-        fields = [m.ma for m, _ in self.mappings(obj) if m.ma in prospect] + [OWNER]
-        for f in fields:
+        """Nothing the edited prospect holds gives the judge work: every mapped field (and the
+        assigned user) still holds the value agreed at the last sync — and no ``most_recent`` field
+        was left with different values on the two sides (a blank that lost to a value is not
+        written, so the sides may stay apart) while the prospect holds a value: the prospect is now
+        the newer record, so its value goes to the CRM as the rule says."""
+        for m, _ in self.mappings(obj):
+            f = m.ma
+            if f not in prospect:
+                continue
             if f not in state:
                 return False
-            value, agreed = prospect.get(f), state[f][1]
+            value, (agreed_crm, agreed) = prospect.get(f), state[f]
             if not plainly_same(value, agreed) and not same(_jsonable(value), agreed):
                 return False
-        return True
+            if m.rule is Rule.MOST_RECENT and not is_blank(value) and not same(agreed_crm, agreed):
+                return False
+        if OWNER not in state:
+            return False
+        value, agreed = prospect.get(OWNER), state[OWNER][1]
+        return plainly_same(value, agreed) or same(_jsonable(value), agreed)
 
     def _crm_changed(self, obj: str, rec: Mapping[str, Any], state: Mapping[str, Sequence[Any]]) -> bool:
         for m, crm_field in self.mappings(obj):
