@@ -380,7 +380,10 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
     for obj in CRM_OBJECTS:
         c, spec = sources[obj].table, specs[obj]
         crm_id = p.c.salesforceLeadId if obj == "Lead" else p.c.salesforceContactId
-        new = sa.and_(p.c.id > before, crm_id.is_not(None))  # SQLite: only this transaction writes
+        # SQLite: the prospects past ``before`` are this transaction's (no other commit can land
+        # between its first read and its first write: a stale WAL snapshot fails the write), so no
+        # join with the pending records
+        new = sa.and_(p.c.id > before, crm_id.is_not(None))
         if sql.pg:  # others may insert prospects meanwhile
             new = sa.and_(new, pend.c.id == crm_id, pend.c.eligible == 1)
         conn.execute(sync_link.insert().from_select(
@@ -524,7 +527,7 @@ def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.d
     for start in range(120, len(flat), 120):  # SQLite functions take at most 127 arguments
         more = flat[start : start + 120]
         out = sa.func.json_insert(
-            out, *[f"$.{json.dumps(x)}" if i % 2 == 0 else x for i, x in enumerate(more)]
+            out, *[f"$.{json.dumps(x, ensure_ascii=False)}" if i % 2 == 0 else x for i, x in enumerate(more)]
         )
     return out
 
