@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from renkei.clock import FixedClock
 from renkei.connector import config as c
-from renkei.connector.service import SyncService
+from renkei.connector.service import SyncService, _pairs
 from renkei.crm.service import CrmService
 from renkei.marketing.service import ProspectService
 from renkei.store.tables_sync import sync_state
@@ -43,7 +43,7 @@ def test_custom_field_agreed_value_after_an_update(engine: Engine) -> None:
             values = conn.execute(
                 sa.select(sync_state.c["values"]).where(sync_state.c.prospect_id == prospect["id"])
             ).scalar_one()
-        return list(values["Segment__c"])
+        return list(_pairs(values)["Segment__c"])  # as the judge reads them (alike sides are stored bare)
 
     assert agreed() == ["Enterprise", "Enterprise"]
     clock.advance(seconds=5)

@@ -28,7 +28,7 @@ from sqlalchemy.ext.compiler import compiles
 
 from renkei.connector.config import CRM_OBJECTS
 from renkei.core.identity import email_key
-from renkei.core.sync.bulk import AgreedPair, Conversion, Copy, CreationSpec, Kind, creation_spec
+from renkei.core.sync.bulk import Conversion, Copy, CreationSpec, Kind, creation_spec
 from renkei.core.sync.messages import jsonable
 from renkei.core.sync.ports import BulkCopyCapable, BulkSource
 from renkei.store import dynamic
@@ -43,9 +43,8 @@ if TYPE_CHECKING:
 _STRIPPED = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\u1680\u2028\u2029\u3000\xa0\u2000\u200a"
 _OWNER = "assignedToId"
 #: Prospect fields a new prospect takes from its record or the engine, not from a copy.
-_DERIVED = frozenset(
-    {"source", _OWNER, "emailKey", "salesforceId", "salesforceLeadId", "salesforceContactId"}
-)
+_SET_ON_CREATE = frozenset({"source", _OWNER, "emailKey", "salesforceId", "salesforceLeadId", "salesforceContactId",
+                            "score", "isDeleted", "createdAt", "updatedAt", "salesforceLastSync"})  # fmt: skip
 
 _md = sa.MetaData()
 #: The cycle's pending CRM records (a temporary table, dropped at the end of the transaction).
@@ -56,10 +55,9 @@ _pending = sa.Table(
     sa.Column("id", sa.String(18), primary_key=True),
     sa.Column("modstamp", UTCDateTime()),
     sa.Column("ekey", sa.Text()),
-    sa.Column("acts", sa.Integer(), nullable=False),  # would reach the planner's email matching
+    sa.Column("acts", sa.Integer(), nullable=False),  # would reach the planner's email matching (with a key)
     sa.Column("eligible", sa.Integer(), nullable=False),
     sa.Column("ord", sa.Integer()),
-    sa.Column("pid", sa.Integer()),
     sa.Column("owner", sa.Integer()),  # the marketing user linked to the record's owner
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
@@ -145,14 +143,17 @@ class _Sql:
 
     def roomy(self, conn: Connection) -> Any:
         """SQLite: page caches for a million-row copy (with the default 2 MB every index insert
-        reads its page from the OS again); returns what puts the settings back."""
+        reads its page from the OS again); returns what puts the settings back. The main cache is
+        the larger: a page spilled to the WAL in mid-transaction is found again only through the
+        WAL index, whose lookup slows as the WAL grows (a million records write ~1.5 GB; 768 MiB
+        instead of 256 took a third off the statements' CPU time at 1M, peak RSS ~1 GB)."""
         if self.pg:
             return lambda: None
         raw = conn.connection.driver_connection
         assert raw is not None
         cache = [raw.execute(f"PRAGMA {db}.cache_size").fetchone()[0] for db in ("main", "temp")]
-        for db in ("main", "temp"):
-            raw.execute(f"PRAGMA {db}.cache_size=-262144")  # 256 MiB each, used only as far as needed
+        raw.execute("PRAGMA main.cache_size=-786432")  # 768 MiB, used only as far as needed
+        raw.execute("PRAGMA temp.cache_size=-262144")  # the pending records: ~100 MB at 1M
 
         def restore() -> None:
             for db, size in zip(("main", "temp"), cache, strict=True):
@@ -222,7 +223,7 @@ class _Sql:
                 (expr.is_(None), sa.null()), (expr, sa.func.json("true")), else_=sa.func.json("false")
             )
         if kind is Kind.DATETIME:
-            return self._iso(expr)
+            return sa.case((expr.is_(None), sa.null()), else_=self._iso(expr))
         return expr
 
     def _iso(self, expr: Any) -> Any:
@@ -306,12 +307,13 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
           specs: dict[str, CreationSpec], pending: Any, run_id: int, started: dt.datetime, now: dt.datetime) -> int:  # fmt: skip
     cfg = svc.config
     pend, users = _pending, t.ma_user
-    # 1. the pending records, and which of them would reach the planner's email matching
+    # 1. the pending records, and which of them would reach the planner's email matching (given a key:
+    #    a SELECT list cannot reuse the key it computes, so each row computes it once and step 2 tests
+    #    it; every record starts eligible, step 2 takes back the others)
     for obj, source in sources.items():
         c = source.table
         key = sql.email_key(c.c.Email)
-        acts = [c.c.IsDeleted.is_(False), key.is_not(None),
-                ~sa.exists().where(sync_link.c.crm_id == c.c.Id)]  # fmt: skip
+        acts = [c.c.IsDeleted.is_(False), ~sa.exists().where(sync_link.c.crm_id == c.c.Id)]
         if obj == "Lead":
             acts.append(sa.or_(c.c.IsConverted.is_(None), c.c.IsConverted.is_(False)))
         if source.condition is not None:
@@ -321,10 +323,11 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
                  .where(users.c.salesforceId.is_not(None), users.c.salesforceId != "").scalar_subquery())  # fmt: skip
         conn.execute(pend.insert().from_select(
             ["obj", "id", "modstamp", "ekey", "acts", "eligible", "owner"],
-            sa.select(sa.literal(obj), c.c.Id, c.c.SystemModstamp, key, flag, flag, owner).where(pending(c, obj))))  # fmt: skip
-    # 2. plain cases only: a key no other acting record and no prospect has, an ASCII key on PostgreSQL,
-    #    not the master of a merge or the contact of a conversion pending in this cycle
-    shared = sa.select(pend.c.ekey).where(pend.c.acts == 1).group_by(pend.c.ekey).having(sa.func.count() > 1)
+            sa.select(sa.literal(obj), c.c.Id, c.c.SystemModstamp, key, flag, sa.literal(1), owner).where(pending(c, obj))))  # fmt: skip
+    # 2. plain cases only: acting, with a key no other acting record and no prospect has, an ASCII key
+    #    on PostgreSQL, not the master of a merge or the contact of a conversion pending in this cycle
+    shared = (sa.select(pend.c.ekey).where(pend.c.acts == 1, pend.c.ekey.is_not(None)).group_by(pend.c.ekey)
+              .having(sa.func.count() > 1))  # fmt: skip
     p = dynamic.load_prospect_schema(conn).table
     lead = sources["Lead"].table
     targets = sa.union(
@@ -333,7 +336,7 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
           for o, s in sources.items()],
     )  # fmt: skip
     conn.execute(pend.update().where(pend.c.eligible == 1, sa.or_(
-        pend.c.ekey.in_(shared.scalar_subquery()),
+        pend.c.acts == 0, pend.c.ekey.is_(None), pend.c.ekey.in_(shared.scalar_subquery()),
         sa.exists().where(p.c.emailKey == pend.c.ekey),
         ~sql.ascii_key(pend.c.ekey),
         pend.c.id.in_(sa.select(targets.subquery().c[0])))).values(eligible=0))  # fmt: skip
@@ -354,6 +357,8 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         room = max(0, cfg.cap - live - others)
         conn.execute(pend.update().where(pend.c.eligible == 1, pend.c.ord > room).values(eligible=0))
     before = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(p.c.id), 0))).scalar_one())
+    stamp = sa.literal(now, type_=UTCDateTime())
+    created = int(conn.execute(sa.select(sa.func.count()).where(pend.c.eligible == 1)).scalar_one())
     for obj in CRM_OBJECTS:
         c, spec = sources[obj].table, specs[obj]
         mine = sa.and_(pend.c.eligible == 1, pend.c.obj == obj, pend.c.id == c.c.Id)
@@ -361,50 +366,44 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         for copy in spec.copies:
             col, kind, value = _copied(sql, c, copy)
             values[copy.target] = sa.case((sql.blank(col, kind), sa.null()), else_=value)
-        stamp = sa.literal(now, type_=UTCDateTime())
         fixed = {"emailKey": pend.c.ekey, "score": sa.literal(0), "isDeleted": sa.false(), "createdAt": stamp,
                  "updatedAt": stamp, "salesforceId": c.c.Id, "salesforceLastSync": stamp,
                  "salesforceLeadId": c.c.Id if obj == "Lead" else sa.null(),
                  "salesforceContactId": c.c.Id if obj == "Contact" else sa.null(),
                  "source": sa.func.coalesce(values.get("source", sa.null()), "CRM"), _OWNER: pend.c.owner}  # fmt: skip
+        assert set(fixed) == _SET_ON_CREATE
         row = {**values, **fixed}
         select = sa.select(*row.values())
         conn.execute(p.insert().from_select(list(row), select.where(mine)))
-    # 4. link, agree, audit: each one statement per object, over the new prospects
-    new_id = (sa.select(p.c.id).where(p.c.salesforceId == pend.c.id, p.c.id > before)
-              .order_by(p.c.id).limit(1).scalar_subquery())  # fmt: skip
-    conn.execute(pend.update().where(pend.c.eligible == 1).values(pid=new_id))
-    born = sa.and_(pend.c.eligible == 1, pend.c.pid.is_not(None))
-    created = int(conn.execute(sa.select(sa.func.count()).where(born)).scalar_one())
-    conn.execute(sync_link.insert().from_select(
-        ["prospect_id", "crm_object", "crm_id", "linked_at", "run_id"],
-        sa.select(pend.c.pid, pend.c.obj, pend.c.id, sa.literal(now, type_=UTCDateTime()), sa.literal(run_id))
-        .where(born)))  # fmt: skip
+    # 4. link, agree, audit: one statement each per object, driven by the new prospects themselves
+    #    (their rows hold most of what is agreed and taken; the record is found by its primary key)
     for obj in CRM_OBJECTS:
         c, spec = sources[obj].table, specs[obj]
-        joined = sa.and_(born, pend.c.obj == obj, c.c.Id == pend.c.id)
-        owner_id = sql.literal(pend.c.owner, Kind.INTEGER)
-        known = _NewProspect(sql, p, obj, c, spec, now)
-        agreed = _object_text([(a.field, _pair(sql, a, c, p, known.json(a.field))) for a in spec.agreed]
-                              + [(_OWNER, cat("[", owner_id, ",", owner_id, "]"))])  # fmt: skip
-        if known.needs_row:  # some value is read back from the new prospect
-            joined = sa.and_(joined, p.c.id == pend.c.pid)
+        crm_id = p.c.salesforceLeadId if obj == "Lead" else p.c.salesforceContactId
+        # SQLite: the prospects past ``before`` are this transaction's (no other commit can land
+        # between its first read and its first write: a stale WAL snapshot fails the write), so no
+        # join with the pending records
+        new = sa.and_(p.c.id > before, crm_id.is_not(None))
+        if sql.pg:  # others may insert prospects meanwhile
+            new = sa.and_(new, pend.c.id == crm_id, pend.c.eligible == 1)
+        conn.execute(sync_link.insert().from_select(
+            ["prospect_id", "crm_object", "crm_id", "linked_at", "run_id"],
+            sa.select(p.c.id, sa.literal(obj), crm_id, stamp, sa.literal(run_id)).where(new)))  # fmt: skip
+        new = sa.and_(new, c.c.Id == crm_id)
         conn.execute(sync_state.insert().from_select(
             ["prospect_id", "crm_object", "values", "synced_at"],
-            sa.select(pend.c.pid, pend.c.obj, sql.as_json(agreed), sa.literal(now, type_=UTCDateTime())).where(joined)))  # fmt: skip
-        joined = sa.and_(born, pend.c.obj == obj, c.c.Id == pend.c.id)
-        new = _taken(sql, c, spec, pend.c.owner)
+            sa.select(p.c.id, sa.literal(obj), sql.as_json(_agreed(sql, spec, c, p, now)), stamp).where(new)))  # fmt: skip
         reason = sa.func.substr(cat(f"new {obj} with email ", c.c.Email), 1, 255, type_=sa.Text)
         conn.execute(sync_audit.insert().from_select(
             ["run_id", "at", "direction", "action", "object", "record_id", "prospect_id", "new", "rule", "evidence", "reason"],
-            sa.select(sa.literal(run_id), sa.literal(now, type_=UTCDateTime()), sa.literal("ma"), sa.literal("create"),
-                      sa.literal("prospect"), sa.cast(pend.c.pid, sa.String), pend.c.pid, sql.as_json(new),
-                      sa.literal("create"), sa.literal("rule"), reason).where(joined)))  # fmt: skip
+            sa.select(sa.literal(run_id), stamp, sa.literal("ma"), sa.literal("create"), sa.literal("prospect"),
+                      sa.cast(p.c.id, sa.String), p.c.id, sql.as_json(_taken(sql, c, p, spec)), sa.literal("create"),
+                      sa.literal("rule"), reason).where(new)))  # fmt: skip
     # 5. the rest to the per-record planner of this same cycle, the watermarks past everything read
     conn.execute(sync_queue.insert().from_select(
         ["source", "record_id", "enqueued_at"],
         sa.select(cat("crm:", pend.c.obj), pend.c.id, sa.literal(started, type_=UTCDateTime()))
-        .where(sa.or_(pend.c.eligible == 0, pend.c.pid.is_(None)))))  # fmt: skip
+        .where(pend.c.eligible == 0)))  # fmt: skip
     for obj, source in sources.items():
         # the newest pending record, found from the top of the CRM's (SystemModstamp, Id) index; a
         # record changed since it was read no longer matches its pending version and is passed over
@@ -426,8 +425,16 @@ def _copied(sql: _Sql, crm: sa.Table, copy: Copy) -> tuple[Any, Kind, Any]:
     return col, kind, sql.number_as_ma(col, sa.false()) if copy.conversion is Conversion.WHOLE_NUMBER else col
 
 
-def _taken(sql: _Sql, crm: sa.Table, spec: CreationSpec, owner: Any) -> Any:
-    """The create audit's ``new``: a JSON object of every non-blank value the prospect took."""
+def sql_kind(column: Any) -> Kind:
+    kind = kind_of(column)
+    assert kind is not None  # creation_spec refused the other kinds
+    return kind
+
+
+def _taken(sql: _Sql, crm: sa.Table, p: sa.Table, spec: CreationSpec) -> Any:
+    """The create audit's ``new``: a JSON object of every non-blank value the prospect took (and its
+    owner). A value copied as it is is read from the new prospect (NULL there when it was blank)."""
+    owner = p.c[_OWNER]
     if sql.pg:
         written = []
         for copy in spec.copies:
@@ -444,7 +451,17 @@ def _taken(sql: _Sql, crm: sa.Table, spec: CreationSpec, owner: Any) -> Any:
     flat: list[Any] = []
     for copy in spec.copies:
         col, kind, value = _copied(sql, crm, copy)
-        flat += [copy.target, sa.case((sql.blank(col, kind), sa.null()), else_=sql.json_value(value, kind))]
+        if (
+            copy.target not in _SET_ON_CREATE
+            and kind is not Kind.NUMBER
+            and kind_of(p.c[copy.target]) is kind
+        ):
+            flat += [copy.target, sql.json_value(p.c[copy.target], kind)]  # as stored: no blank test
+        else:
+            flat += [
+                copy.target,
+                sa.case((sql.blank(col, kind), sa.null()), else_=sql.json_value(value, kind)),
+            ]
     flat += [_OWNER, owner]
     out: Any = "{}"
     for start in range(0, len(flat), 120):  # SQLite functions take at most 127 arguments
@@ -452,66 +469,76 @@ def _taken(sql: _Sql, crm: sa.Table, spec: CreationSpec, owner: Any) -> Any:
     return out
 
 
-def sql_kind(column: Any) -> Kind:
-    kind = kind_of(column)
-    assert kind is not None  # creation_spec refused the other kinds
-    return kind
+#: The JSON type a value of each kind has in Python (``jsonable``): what decides whether two values are alike.
+_JSON_TYPE = {Kind.TEXT: "string", Kind.DATE: "string", Kind.DATETIME: "string", Kind.BOOLEAN: "boolean",
+              Kind.INTEGER: "integer", Kind.NUMBER: "float"}  # fmt: skip
 
 
-class _NewProspect:
-    """What a new prospect holds, as JSON text computed without reading the prospect back where
-    possible: constants (stamps, zero score, fields nothing is copied into), copies of text,
-    boolean and date values (stored exactly as read), the derived ids."""
-
-    def __init__(
-        self, sql: _Sql, p: sa.Table, obj: str, crm: sa.Table, spec: CreationSpec, now: dt.datetime
-    ) -> None:
-        self.sql, self.p, self.now = sql, p, now
-        self.copies = {copy.target: crm.c[copy.source] for copy in spec.copies}
-        self.derived: dict[str, Any] = {"emailKey": _pending.c.ekey, "salesforceId": crm.c.Id,
-                                        "salesforceLeadId": crm.c.Id if obj == "Lead" else None,
-                                        "salesforceContactId": crm.c.Id if obj == "Contact" else None}  # fmt: skip
-        self.needs_row = any(a.crm_kind is Kind.NUMBER for a in spec.agreed)
-
-    def json(self, field: str) -> Any:
-        fixed = {"score": "0", "isDeleted": "false", **dict.fromkeys(("createdAt", "updatedAt", "salesforceLastSync"),
-                                                                     json.dumps(jsonable(self.now)))}  # fmt: skip
-        if field in fixed:
-            return fixed[field]
-        column = self.p.c[field]
-        if column.default is not None or column.server_default is not None or field == _OWNER:
-            self.needs_row = True
-            return None
-        if field in self.derived:
-            value = self.derived[field]
-            return "null" if value is None else self.sql.literal(value, Kind.TEXT)
-        source = self.copies.get(field)
-        if source is None:
-            return '"CRM"' if field == "source" else "null"
-        kind = kind_of(source)
-        if kind not in (Kind.TEXT, Kind.BOOLEAN, Kind.DATETIME, Kind.DATE) or kind_of(column) is not kind:
-            self.needs_row = True
-            return None
-        assert kind is not None
-        blank = '"CRM"' if field == "source" else "null"
-        return sa.case((self.sql.blank(source, kind), blank), else_=self.sql.literal(source, kind))
-
-
-def _pair(sql: _Sql, a: AgreedPair, crm: sa.Table, p: sa.Table, ma_constant: str | None) -> Any:
-    """``[CRM value as marketing keeps it, marketing value]`` as JSON text, as ``_agreed_values`` writes it."""
-    ma = p.c[a.field]
-    if a.source is None:
-        crm_text: Any = sa.literal("null")
-    elif a.crm_kind is Kind.NUMBER:
-        integer_like = sa.and_(
-            ma.is_not(None), sa.true() if a.ma_kind in (Kind.INTEGER, Kind.BOOLEAN) else sa.false()
+def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.datetime) -> Any:
+    """The new prospect's agreed values as ``_agreed_values`` writes them: a field whose two sides are
+    alike (one JSON type, one value) as that bare value, else ``[CRM value as marketing keeps it,
+    marketing value]``. The marketing side is read from the new prospect (its stamps are ``now``)."""
+    stamps = {f: now for f in ("createdAt", "updatedAt", "salesforceLastSync")}
+    entries: list[tuple[str, Any]] = []
+    for a in spec.agreed:
+        if a.field == _OWNER:
+            continue  # the owner is below
+        if a.field in stamps:
+            ma: Any = sa.literal(now, type_=UTCDateTime())
+            ma_out: Any = sa.literal(json.dumps(jsonable(now)) if sql.pg else jsonable(now))
+        else:
+            ma = p.c[a.field]
+            ma_out = sql.literal(ma, a.ma_kind) if sql.pg else sql.json_value(ma, a.ma_kind)
+        both_null = sa.and_(ma.is_(None), sa.true() if a.source is None else crm.c[a.source].is_(None))
+        if a.source is None:
+            alike, crm_out = both_null, (sa.literal("null") if sql.pg else sa.null())
+        else:
+            assert a.crm_kind is not None
+            col = crm.c[a.source]
+            value = col
+            if a.crm_kind is Kind.NUMBER:  # _to_ma: an integer when whole or when the prospect holds one
+                integer_like = sa.and_(
+                    ma.is_not(None), sa.true() if a.ma_kind in (Kind.INTEGER, Kind.BOOLEAN) else sa.false()
+                )
+                value = sql.number_as_ma(col, integer_like)
+                whole = sa.or_(col == sql.whole(col), integer_like)
+                if a.ma_kind is Kind.INTEGER:
+                    alike = sa.or_(both_null, sa.and_(whole, sql.whole(col) == ma))
+                elif a.ma_kind is Kind.NUMBER:
+                    alike = sa.or_(both_null, sa.and_(sa.not_(whole), col == ma))
+                else:
+                    alike = both_null
+            elif _JSON_TYPE[a.crm_kind] != _JSON_TYPE[a.ma_kind]:
+                alike = both_null
+            elif Kind.DATETIME in (a.crm_kind, a.ma_kind) or a.crm_kind is not a.ma_kind:  # compare as JSON
+                alike = sa.or_(both_null, _string(sql, col, a.crm_kind) == _string(sql, ma, a.ma_kind))
+            else:
+                alike = sa.or_(both_null, col == ma)
+            crm_out = sql.literal(value, a.crm_kind) if sql.pg else sql.json_value(value, a.crm_kind)
+        pair = cat("[", crm_out, ",", ma_out, "]") if sql.pg else sa.func.json_array(crm_out, ma_out)
+        entries.append((a.field, sa.case((alike, ma_out), else_=pair)))
+    entries.append(
+        (_OWNER, sql.literal(p.c[_OWNER], Kind.INTEGER) if sql.pg else p.c[_OWNER])
+    )  # both sides: the record's owner's user
+    if sql.pg:
+        return _object_text(entries)
+    flat = [x for entry in entries for x in entry]
+    out = sa.func.json_object(*flat[:120])
+    for start in range(120, len(flat), 120):  # SQLite functions take at most 127 arguments
+        more = flat[start : start + 120]
+        out = sa.func.json_insert(
+            out, *[f"$.{json.dumps(x, ensure_ascii=False)}" if i % 2 == 0 else x for i, x in enumerate(more)]
         )
-        crm_text = sql.literal(sql.number_as_ma(crm.c[a.source], integer_like), Kind.NUMBER)
-    else:
-        crm_text = sql.literal(crm.c[a.source], a.crm_kind)
-    return cat(
-        "[", crm_text, ",", ma_constant if ma_constant is not None else sql.literal(ma, a.ma_kind), "]"
-    )
+    return out
+
+
+def _string(sql: _Sql, expr: Any, kind: Kind) -> Any:
+    """A text, date or datetime value as its JSON string (NULL for NULL)."""
+    if kind is Kind.DATETIME:
+        return sql.json_value(expr, kind)
+    if kind is Kind.DATE and sql.pg:
+        return sa.func.to_char(expr, "YYYY-MM-DD")
+    return expr
 
 
 def _object_text(entries: list[tuple[str, Any]]) -> Any:

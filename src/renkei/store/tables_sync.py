@@ -20,7 +20,8 @@ sync_link = sa.Table(
 
 #: The values both sides agreed on after the last sync, one row per prospect (no echo; field-level
 #: "who changed it" evidence for the judge). ``values`` maps each synced field (and the owner
-#: pseudo-field ``assignedToId``) to ``[crm_value_as_marketing_keeps_it, marketing_value]``.
+#: pseudo-field ``assignedToId``) to ``[crm_value_as_marketing_keeps_it, marketing_value]``, or to
+#: the bare value where both sides hold it alike (one JSON type, one value: most fields).
 #: ``crm_object`` is the object the values were agreed with (NULL for rows migrated without a link).
 sync_state = sa.Table(
     "sync_state",
