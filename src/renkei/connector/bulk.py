@@ -1,7 +1,7 @@
 """The fast initial sync: many CRM records without a prospect become prospects in set-based SQL.
 
-A cycle that finds at least ``bulk_create_threshold`` pending CRM records (the first sync of an org
-above all) and whose adapter can copy in bulk (``BulkCopyCapable``: the built-in CRM shares the
+A cycle that finds at least ``bulk_create_threshold`` pending CRM records without a link (the first
+sync of an org above all) and whose adapter can copy in bulk (``BulkCopyCapable``: the built-in CRM shares the
 marketing database) creates the plain cases with a few ``INSERT … SELECT`` statements: the
 prospects, their links, their agreed values (``sync_state``) and one audit row each. A pending
 record is a plain case when it is live, not a converted lead, matches its object's filter, is not
@@ -274,9 +274,12 @@ def create_in_bulk(svc: SyncService, run_id: int, started: dt.datetime) -> int:
             )
             return sa.tuple_(table.c.SystemModstamp, table.c.Id) > mark
 
+        # only records without a link can become new prospects: a busy incremental cycle (thousands of
+        # edits on linked records) skips the copy instead of scanning and queueing every one of them
         count = 0
         for obj, source in sources.items():
-            some = (sa.select(sa.literal(1)).select_from(source.table).where(pending(source.table, obj))
+            unlinked = ~sa.exists().where(sync_link.c.crm_id == source.table.c.Id)
+            some = (sa.select(sa.literal(1)).select_from(source.table).where(pending(source.table, obj), unlinked)
                 .limit(cfg.bulk_create_threshold))  # fmt: skip
             count += int(conn.execute(sa.select(sa.func.count()).select_from(some.subquery())).scalar_one())
         if count < cfg.bulk_create_threshold:

@@ -245,7 +245,7 @@ on_filter_mismatch: recycle   # a record that stops matching its filter: recycle
 on_crm_delete: recycle        # a CRM delete: recycle the prospect | unlink
 partial_writes: true          # one bad field does not block the record's other fields
 cap: null                     # licence cap on synced prospects (e.g. 10000); reaching it is an error per record
-bulk_create_threshold: 1000   # a cycle with this many pending CRM records creates the plain new prospects in bulk (built-in CRM)
+bulk_create_threshold: 1000   # a cycle with this many pending unlinked CRM records creates the plain new prospects in bulk (built-in CRM)
 queue_threshold: 400          # more pending changes than this go to the queue …
 rate_per_hour: null           # … worked at this rate (AE: 12000); null = unlimited
 daily_api_budget: null        # CRM API calls per day the connector may spend; null = unlimited
