@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.cli_helpers import cli
 
 
@@ -70,3 +72,23 @@ def test_next_cycle_names_a_recycle_of_the_pair(org: Path) -> None:
         and nxt["reason"].startswith("recycle: Lead ")
         and "deleted in the CRM" in nxt["reason"]
     )
+
+
+def test_the_table_says_which_side_the_next_cycle_writes(org: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from renkei.cli import app
+
+    lid = cli("crm", "create", "Lead", "--set", "LastName=加藤", "--set", "Company=連携商事",
+              "--set", "Email=kato@example.jp", "--set", "Title=課長")["id"]  # fmt: skip
+    cli("sync", "run")
+    (p,) = cli("prospect", "list")
+    cli("crm", "update", "Lead", lid, "--set", "Title=部長")
+    from renkei.cli import _common
+
+    monkeypatch.setattr(_common.console, "width", 300)  # one line per row, whatever the terminal
+    text = (
+        CliRunner().invoke(app, ["sync", "explain", "prospect", str(p["id"]), "--field", "jobTitle"]).output
+    )
+    assert "→ marketing: '部長' (the CRM's value wins)" in text
+    assert "→ marketing: created with '課長' (new Lead with email kato@example.jp)" in text

@@ -83,8 +83,29 @@ def explain(prospect_id: Annotated[int, typer.Argument(metavar="ID")],
     """For each field: values on both sides, the rule, the last write and why, and what the next cycle does."""
     out = _svc().explain(prospect_id, field)
     emit(out, as_json, lambda d: print_table(
-        [{**f, "lastWrite": (f["lastWrite"] or {}).get("why"), "nextCycle": (f["nextCycle"] or {}).get("reason")}
+        [{**f, "lastWrite": _last_write_text(f["lastWrite"]), "nextCycle": _next_cycle_text(f["nextCycle"])}
          for f in d["fields"]], ["field", "crmField", "rule", "marketingValue", "crmValue", "lastWrite", "nextCycle"]))  # fmt: skip
+
+
+def _side(side: str) -> str:
+    return "marketing" if side == "ma" else "CRM"
+
+
+def _last_write_text(w: dict[str, Any] | None) -> str:
+    """``run 3, 2026-11-23 09:00 → marketing: 'a' → 'b' (why)``; blank when nothing was written."""
+    if not w:
+        return ""
+    what = f"created with {w['to']!r}" if w.get("action") == "create" else f"{w['from']!r} → {w['to']!r}"
+    return f"run {w['runId']}, {str(w['at'])[:16].replace('T', ' ')} → {_side(w['writtenTo'])}: {what} ({w['why']})"
+
+
+def _next_cycle_text(n: dict[str, Any] | None) -> str:
+    """``→ CRM: 'b' (why)`` when the next cycle writes the field, else why not; blank when unlinked."""
+    if not n:
+        return "not linked"
+    if n.get("write"):
+        return f"→ {_side(n['write'])}: {n['value']!r} ({n['reason']})"
+    return str(n["reason"])
 
 
 @sync_app.command("rollback")

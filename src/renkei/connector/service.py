@@ -922,7 +922,7 @@ class SyncService:
                     "field": m.ma, "crmField": crm_field, "rule": m.rule.value, "syncBlanks": m.sync_blanks,
                     "marketingValue": _jsonable(prospect.get(m.ma)), "crmValue": _jsonable(rec.get(crm_field)),
                     "lastWrite": None if last_write is None else {
-                        "at": _jsonable(last_write["at"]), "runId": last_write["run_id"],
+                        "at": _jsonable(last_write["at"]), "runId": last_write["run_id"], "action": last_write["action"],
                         "writtenTo": last_write["direction"], "from": last_write["old"], "to": last_write["new"],
                         "evidence": last_write["evidence"], "why": last_write["reason"]},
                     "nextCycle": nxt,
