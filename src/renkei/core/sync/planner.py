@@ -35,6 +35,7 @@ from renkei.core.sync.ports import CrmAdapter, QueriesMany, ReadsManyRecords
 
 #: The prospect field that follows the CRM record's ``OwnerId`` through the user links.
 OWNER = "assignedToId"
+_PLAIN = (str, int, bool)  # types whose equality is plain equality (``judge.plainly_same``)
 #: The CRM objects prospects sync with.
 CRM_OBJECTS = ("Lead", "Contact")
 
@@ -136,6 +137,14 @@ class Planner:
         self.store = store
         self._changes: Mapping[str, Mapping[str, Mapping[str, Any]]] = {}
         self._mapped: dict[str, Sequence[tuple[Mapping_, str]]] = {}
+        self._judged_fields: dict[str, list[tuple[Mapping_, str, str]]] = {}
+
+    def _judged(self, obj: str) -> list[tuple[Mapping_, str, str]]:
+        """(mapping, prospect field, CRM field) of the object's pairs whose CRM field it has, once per cycle."""
+        if obj not in self._judged_fields:
+            describe = self.store.field_names(obj)
+            self._judged_fields[obj] = [(m, m.ma, f) for m, f in self.mappings(obj) if f in describe]
+        return self._judged_fields[obj]
 
     def mappings(self, obj: str) -> Sequence[tuple[Mapping_, str]]:
         """The object's field pairs, worked out once per cycle."""
@@ -568,19 +577,23 @@ class Planner:
 
     def decisions(self, obj: str, rec: Mapping[str, Any], prospect: Mapping[str, Any],
                    state: Mapping[str, Sequence[Any]]) -> list[FieldWrite]:  # fmt: skip
-        describe = self.store.field_names(obj)
         crm_time = rec.get("SystemModstamp")
         ma_time = prospect.get("updatedAt")
         writes = []
-        for m, crm_field in self.mappings(obj):
-            if crm_field not in describe or m.ma not in prospect:
+        # the hottest loop of a busy cycle (pairs × mapped fields): the fields judged on this object
+        # worked out once per cycle, and equal values passed over before any call
+        for m, ma, crm_field in self._judged(obj):
+            if ma not in prospect:
                 continue
-            if m.ma == "email" and email_key(rec.get(crm_field)) == email_key(prospect.get(m.ma)):
+            ma_value, crm_value = prospect[ma], rec.get(crm_field)
+            if type(crm_value) is float:
+                crm_value = to_ma(crm_value, ma_value)
+            if (crm_value is None and ma_value is None) or (
+                type(crm_value) is type(ma_value) and type(ma_value) in _PLAIN and crm_value == ma_value
+            ):
+                continue  # equal values never conflict: the judge would write nothing (as plainly_same)
+            if ma == "email" and email_key(crm_value) == email_key(ma_value):
                 continue  # the same address (case, width and spaces are not differences)
-            ma_value = prospect[m.ma]
-            crm_value = to_ma(rec.get(crm_field), ma_value)
-            if plainly_same(crm_value, ma_value):
-                continue  # equal values never conflict: the judge would write nothing
             last = state.get(m.ma)
             d = decide(m.rule, Observed(crm_value, crm_time), Observed(ma_value, ma_time),
                        last[0] if last else None, last[1] if last else None,
