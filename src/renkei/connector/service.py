@@ -129,8 +129,12 @@ class SyncService:
             self._users = (by_crm, by_user)
         return self._users
 
-    def _gather(self) -> _Gathered:
+    def _fresh_caches(self) -> None:
+        """Forget what a cycle worked out once (user links, mappings): the next reads them anew."""
         self._users, self._mapped, self._plain_pairs = None, {}, {}
+
+    def _gather(self) -> _Gathered:
+        self._fresh_caches()
         with self.engine.connect() as conn:
             cursors = {f"crm:{o}": self._cursor(conn, f"crm:{o}") for o in (*CRM_OBJECTS, *_MIRRORED)}
             ma = conn.execute(
@@ -249,10 +253,6 @@ class SyncService:
             chunk = wanted[start : start + 500]
             out |= {r.Id for r in conn.execute(sa.select(table.c.Id).where(table.c.Id.in_(chunk), condition))}
         return out
-
-    def _state(self, conn: Connection, pid: int) -> dict[str, Sequence[Any]]:
-        values = conn.execute(sa.select(_STATE_VALUES).where(sync_state.c.prospect_id == pid)).scalar()
-        return _pairs(values)
 
     def _states(self, conn: Connection, pids: Sequence[int]) -> dict[int, dict[str, Sequence[Any]]]:
         """The agreed values of many prospects (one query per 2,000), the JSON text decoded here with
@@ -389,11 +389,15 @@ class SyncService:
 
     def _audit(self, conn: Connection, run_id: int, direction: str, action: str, obj: str, record_id: str,
                prospect_id: int | None, w: FieldWrite | None = None, reason: str | None = None) -> None:  # fmt: skip
-        row = {"run_id": run_id, "at": self.clock.now(), "direction": direction, "action": action, "object": obj,
-               "record_id": record_id, "prospect_id": prospect_id, "field": w.ma_field if w else None,
-               "old": _jsonable(w.old) if w else None, "new": _jsonable(w.new) if w else None,
-               "rule": w.rule if w else None, "evidence": w.evidence if w else None,
-               "reason": (reason or (w.reason if w else None) or "")[:255]}  # fmt: skip
+        if w is not None:
+            row = _write_audit(run_id, self.clock.now(), direction, obj, record_id, prospect_id, w)
+            row["action"] = action
+            if reason:
+                row["reason"] = reason[:255]
+        else:
+            row = {"run_id": run_id, "at": self.clock.now(), "direction": direction, "action": action, "object": obj,
+                   "record_id": record_id, "prospect_id": prospect_id, "field": None, "old": None, "new": None,
+                   "rule": None, "evidence": None, "reason": (reason or "")[:255]}  # fmt: skip
         if self._audit_rows is not None:
             self._audit_rows.append(row)
         else:  # executemany form: the insert compiles once per cycle (``.values(...)`` per row costs ~5 ms)
@@ -955,7 +959,7 @@ class SyncService:
         changes: dict[str, dict[str, Mapping[str, Any]]] = {"Lead": {}, "Contact": {}}
         if crm_moved:
             changes[link.crm_object][link.crm_id] = rec
-        self._users, self._mapped, self._plain_pairs = None, {}, {}
+        self._fresh_caches()
         ops = Planner(self.config, self.adapter, _View(self, conn)).plan(
             changes, {prospect_id: prospect} if ma_moved else {}
         )

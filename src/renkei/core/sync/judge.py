@@ -92,13 +92,14 @@ def same(a: Any, b: Any) -> bool:
     return bool(normalized(a) == normalized(b))
 
 
-_PLAIN = (str, int, bool)
+#: Types whose equality is plain equality (``plainly_same``; the planner's judging loop inlines it).
+PLAIN = (str, int, bool)
 
 
 def plainly_same(a: Any, b: Any) -> bool:
     """A cheap test that implies ``same(a, b)`` (both None, or equal values of one plain type): lets
     a cycle skip the judge for the many fields that hold the same value on both sides."""
-    return (a is None and b is None) or (type(a) is type(b) and type(a) in _PLAIN and a == b)
+    return (a is None and b is None) or (type(a) is type(b) and type(a) in PLAIN and a == b)
 
 
 def _write(winner: Side, crm: Observed, ma: Observed, rule: Rule, evidence: Evidence, reason: str,

@@ -28,14 +28,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from renkei.core.identity import email_key
-from renkei.core.sync.judge import Observed, Rule, Side, decide, is_blank, plainly_same, same
+from renkei.core.sync.judge import PLAIN, Observed, Rule, Side, decide, is_blank, plainly_same, same
 from renkei.core.sync.messages import Action, FieldWrite, Op
 from renkei.core.sync.messages import jsonable as _jsonable
 from renkei.core.sync.ports import CrmAdapter, QueriesMany, ReadsManyRecords
 
 #: The prospect field that follows the CRM record's ``OwnerId`` through the user links.
 OWNER = "assignedToId"
-_PLAIN = (str, int, bool)  # types whose equality is plain equality (``judge.plainly_same``)
 #: The CRM objects prospects sync with.
 CRM_OBJECTS = ("Lead", "Contact")
 
@@ -589,7 +588,7 @@ class Planner:
             if type(crm_value) is float:
                 crm_value = to_ma(crm_value, ma_value)
             if (crm_value is None and ma_value is None) or (
-                type(crm_value) is type(ma_value) and type(ma_value) in _PLAIN and crm_value == ma_value
+                type(crm_value) is type(ma_value) and type(ma_value) in PLAIN and crm_value == ma_value
             ):
                 continue  # equal values never conflict: the judge would write nothing (as plainly_same)
             if ma == "email" and email_key(crm_value) == email_key(ma_value):
@@ -657,23 +656,20 @@ class Planner:
         object and 200 emails (not one query per prospect)."""
         keys = sorted({k for e in emails if (k := email_key(e))})
         out: dict[str, list[tuple[str, str]]] = {}
-        queries: list[tuple[str, str]] = []
+        soqls: list[tuple[str, str]] = []  # (object, query)
         for start in range(0, len(keys), 200):
             quoted = ", ".join(
                 "'" + k.replace("\\", "\\\\").replace("'", "\\'") + "'" for k in keys[start : start + 200]
             )
             for obj in ("Contact", "Lead"):
                 where = f"Email IN ({quoted})" + (" AND IsConverted = false" if obj == "Lead" else "")
-                queries.append((obj, f"SELECT Id, Email FROM {obj} WHERE {where} ORDER BY Id"))
-        for (obj, _), rows in zip(queries, self._queries([q for _, q in queries]), strict=True):
+                soqls.append((obj, f"SELECT Id, Email FROM {obj} WHERE {where} ORDER BY Id"))
+        for (obj, _), rows in zip(soqls, queries(self.crm, [q for _, q in soqls]), strict=True):
             for rec in rows:
                 key = email_key(rec.get("Email"))
                 if key is not None and self.store.link_of_record(str(rec["Id"])) is None:
                     out.setdefault(key, []).append((obj, str(rec["Id"])))
         return out
-
-    def _queries(self, soqls: Sequence[str]) -> list[list[Mapping[str, Any]]]:
-        return queries(self.crm, soqls)
 
     def _heir(self, found: list[tuple[str, str]], planned_links: Mapping[str, int]) -> tuple[str, str] | None:
         """The one live, unlinked record (passing its filter, not claimed in this cycle) that takes over
