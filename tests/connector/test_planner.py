@@ -257,3 +257,30 @@ def test_a_move_to_another_record_keeps_only_the_agreed_values_that_record_share
     # the new pair's first sync follows in the same cycle (most recent record: the contact, whose blank
     # title does not overwrite) — and nothing is planned against the old lead
     assert all(o.record_id != "00Q1" or o is move for o in ops)
+
+
+def test_a_most_recent_pair_left_apart_by_a_blank_is_not_rewritten_by_an_echo_of_our_own_write() -> None:
+    """The first sync left ``assignedToId`` apart (the newer prospect was unassigned, and a blank does
+    not overwrite the CRM owner). Our own write to the lead (a score, say) then comes back with a
+    newer ``SystemModstamp``: no synced field of the lead changed, so that time is no evidence and
+    nothing is written. A real edit of the lead (its title) makes the CRM the newer side again."""
+    agreed = {"lastName": "山田", "company": "連携商事", "jobTitle": "課長", "source": "Web",
+              "email": "a@example.jp", OWNER: [7, None]}  # fmt: skip
+    agreed = {k: v if isinstance(v, list) else [v, v] for k, v in agreed.items()}
+    person = prospect(1, "a@example.jp")  # its last change is the connector's own write
+    users = {"005U7": 7}
+    later = T1 + dt.timedelta(minutes=5)
+    echo = lead("00Q1", "a@example.jp", OwnerId="005U7", SystemModstamp=later)
+    view = DictView({1: person}, links={1: ("00Q1", "Lead")}, states={1: agreed}, users=users)
+    assert plan(DEFAULT, {"Lead": {"00Q1": echo}}, view) == []
+    # the prospect edited by someone (not our write) is the newer side, and its blank writes nothing
+    edited = {**person, "updatedAt": later}
+    view = DictView({1: edited}, links={1: ("00Q1", "Lead")}, states={1: agreed}, users=users)
+    assert plan(DEFAULT, {"Lead": {"00Q1": echo}}, view, prospects={1: edited}) == []
+    # a real CRM edit after it: the lead is the newer record, and its owner reaches the prospect
+    retitled = {**echo, "Title": "部長", "SystemModstamp": later + dt.timedelta(minutes=1)}
+    (op,) = plan(DEFAULT, {"Lead": {"00Q1": retitled}}, view)
+    assert {(w.ma_field, w.to, w.new, w.evidence) for w in op.writes} == {
+        ("jobTitle", Side.MA, "部長", "rule"),
+        (OWNER, Side.MA, 7, "record_time"),
+    }

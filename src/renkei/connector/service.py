@@ -28,6 +28,7 @@ from renkei.connector.config import CRM_OBJECTS, ConnectorConfig, FieldMapping
 from renkei.core.identity import email_key
 from renkei.core.sync.judge import (
     Evidence,
+    Rule,
     Side,
     same,
 )
@@ -910,21 +911,28 @@ class SyncService:
                 sync_audit.c.field.is_(None)).order_by(sync_audit.c.id.desc()).limit(1)).mappings().first()  # fmt: skip
             planned = self._next_for(conn, prospect_id, dict(prospect), link, rec)
             fields_out = []
-            for m, crm_field in self.config.mappings(obj):
-                if field_name and field_name not in (m.ma, crm_field):
+            # the mapped fields, then the assigned user ↔ OwnerId (most recent, through the user links)
+            explained: list[tuple[str, str, str, bool, Any]] = [
+                (m.ma, crm_field, m.rule.value, m.sync_blanks, rec.get(crm_field))
+                for m, crm_field in self.config.mappings(obj)
+            ]
+            owner_as_user = self._user_links(conn)[0].get(str(rec.get("OwnerId") or ""))
+            explained.append((OWNER, "OwnerId", Rule.MOST_RECENT.value, False, owner_as_user))
+            for ma_field, crm_field, rule, sync_blanks, crm_as_ma in explained:
+                if field_name and field_name not in (ma_field, crm_field):
                     continue
                 last_write = conn.execute(sa.select(sync_audit).where(
-                    sync_audit.c.prospect_id == prospect_id, sync_audit.c.field == m.ma,
+                    sync_audit.c.prospect_id == prospect_id, sync_audit.c.field == ma_field,
                     sync_audit.c.action == "update").order_by(sync_audit.c.id.desc()).limit(1)).mappings().first()  # fmt: skip
-                if (created is not None and isinstance(created["new"], dict) and m.ma in created["new"]
+                if (created is not None and isinstance(created["new"], dict) and ma_field in created["new"]
                         and (last_write is None or last_write["id"] < created["id"])):  # fmt: skip
-                    last_write = {**created, "old": None, "new": created["new"][m.ma]}  # type: ignore[assignment]
+                    last_write = {**created, "old": None, "new": created["new"][ma_field]}  # type: ignore[assignment]
                 nxt = None
                 if link is not None:
-                    nxt = _next_cycle(planned, m.ma, rec.get(crm_field), prospect.get(m.ma))
+                    nxt = _next_cycle(planned, ma_field, crm_as_ma, prospect.get(ma_field))
                 fields_out.append({
-                    "field": m.ma, "crmField": crm_field, "rule": m.rule.value, "syncBlanks": m.sync_blanks,
-                    "marketingValue": _jsonable(prospect.get(m.ma)), "crmValue": _jsonable(rec.get(crm_field)),
+                    "field": ma_field, "crmField": crm_field, "rule": rule, "syncBlanks": sync_blanks,
+                    "marketingValue": _jsonable(prospect.get(ma_field)), "crmValue": _jsonable(rec.get(crm_field)),
                     "lastWrite": None if last_write is None else {
                         "at": _jsonable(last_write["at"]), "runId": last_write["run_id"], "action": last_write["action"],
                         "writtenTo": last_write["direction"], "from": last_write["old"], "to": last_write["new"],
@@ -1286,7 +1294,8 @@ def _next_cycle(planned: _Next, ma_field: str, crm_value: Any, ma_value: Any) ->
         return {"write": None, "reason": f"{other.action.value}: {other.reason}"}
     if not planned.crm_moved and not planned.ma_moved:
         return {"write": None, "reason": "in step" if same(crm_value, ma_value) else
-                "neither side changed since the last sync: the next cycle leaves this field as it is"}  # fmt: skip
+                "the sides were left different at the last sync (a blank does not overwrite a value) and neither side "
+                "changed since: the next cycle leaves this field as it is"}  # fmt: skip
     return {
         "write": None,
         "reason": "in step" if same(crm_value, ma_value) else "no write under this rule (blank or one-way)",

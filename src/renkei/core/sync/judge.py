@@ -52,7 +52,9 @@ class Evidence(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Observed:
-    """One side's value of a field and when its record last changed."""
+    """One side's value of a field and when its record last changed (None: no change that counts as
+    evidence — the planner passes None for a side not edited since the last sync, so the connector's
+    own write echoing back never makes its side the newer one)."""
 
     value: Any
     record_changed_at: dt.datetime | None = None
@@ -142,6 +144,8 @@ def decide(rule: Rule, crm: Observed, ma: Observed, last_crm: Any = None, last_m
         return _write(winner, crm, ma, rule, Evidence.ONLY_ONE_SIDE_CHANGED,
                       f"only the {winner.value} side changed this field since the last sync", sync_blanks)  # fmt: skip
     c, m = crm.record_changed_at, ma.record_changed_at
+    if synced_before and not crm_changed and c is None and m is None:
+        return None  # left apart at the last sync and neither record edited since: no evidence either way
     winner = Side.CRM if (m is None or (c is not None and c >= m)) else Side.MA
     if not synced_before:
         why = "first sync of this field"

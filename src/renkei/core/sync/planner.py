@@ -569,15 +569,37 @@ class Planner:
         return plainly_same(value, agreed) or same(_jsonable(value), agreed)
 
     def _crm_changed(self, obj: str, rec: Mapping[str, Any], state: Mapping[str, Sequence[Any]]) -> bool:
+        """Whether any synced field of the CRM record differs from its agreed value (compared as
+        stored: JSON types, so a date-time the CRM returns equals its agreed ISO text)."""
         for m, crm_field in self.mappings(obj):
-            if m.ma in state and not same(rec.get(crm_field), state[m.ma][0]):
-                return True
+            if m.ma in state:
+                value, agreed = rec.get(crm_field), state[m.ma][0]
+                if not plainly_same(value, agreed) and not same(_jsonable(to_ma(value, agreed)), agreed):
+                    return True
         return False
 
     def decisions(self, obj: str, rec: Mapping[str, Any], prospect: Mapping[str, Any],
                    state: Mapping[str, Sequence[Any]]) -> list[FieldWrite]:  # fmt: skip
         crm_time = rec.get("SystemModstamp")
         ma_time = prospect.get("updatedAt")
+        edited: tuple[Any, Any] | None = None  # the record times that count as evidence (worked out lazily)
+
+        def times(last: Sequence[Any] | None) -> tuple[Any, Any]:
+            """Record times as ``most_recent`` evidence. Before the first sync both count; after it, a
+            side's time counts only when that side was edited since — the CRM record's synced fields
+            (or owner) differ from the agreed values, the prospect's last change is not the
+            connector's own write — so a write of ours echoing back never makes its side "newer"."""
+            nonlocal edited
+            if last is None:
+                return crm_time, ma_time
+            if edited is None:
+                crm_edited = self._crm_changed(obj, rec, state) or (
+                    OWNER in state
+                    and not same(self.store.user_for_crm_owner(rec.get("OwnerId")), state[OWNER][0])
+                )
+                edited = (crm_time if crm_edited else None, None if own_write(prospect) else ma_time)
+            return edited
+
         writes = []
         # the hottest loop of a busy cycle (pairs × mapped fields): the fields judged on this object
         # worked out once per cycle, and equal values passed over before any call
@@ -594,7 +616,8 @@ class Planner:
             if ma == "email" and email_key(crm_value) == email_key(ma_value):
                 continue  # the same address (case, width and spaces are not differences)
             last = state.get(m.ma)
-            d = decide(m.rule, Observed(crm_value, crm_time), Observed(ma_value, ma_time),
+            c_time, m_time = times(last) if m.rule is Rule.MOST_RECENT else (crm_time, ma_time)
+            d = decide(m.rule, Observed(crm_value, c_time), Observed(ma_value, m_time),
                        last[0] if last else None, last[1] if last else None,
                        synced_before=last is not None, sync_blanks=m.sync_blanks)  # fmt: skip
             if d is not None:
@@ -607,7 +630,8 @@ class Planner:
         if plainly_same(crm_owner, prospect.get(OWNER)):
             return writes
         last = state.get(OWNER)
-        d2 = decide(Rule.MOST_RECENT, Observed(crm_owner, crm_time), Observed(prospect.get(OWNER), ma_time),
+        c_time, m_time = times(last)
+        d2 = decide(Rule.MOST_RECENT, Observed(crm_owner, c_time), Observed(prospect.get(OWNER), m_time),
                     last[0] if last else None, last[1] if last else None, synced_before=last is not None)  # fmt: skip
         if d2 is not None:
             if d2.to is Side.MA:
