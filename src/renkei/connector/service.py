@@ -39,6 +39,7 @@ from renkei.core.sync.ports import CrmAdapter, Cursor, ReadsManyChanges, ReadsMa
 from renkei.crm.service import CrmService
 from renkei.errors import InputError, NotFoundError
 from renkei.store import tables as t
+from renkei.store.bulkexec import executemany
 from renkei.store.tables_sync import (
     sync_audit,
     sync_error,
@@ -84,6 +85,9 @@ class SyncService:
         # the unwritten ones still hold what was read, so ``_agree`` needs no second read of them
         self._read_prospects: Mapping[int, Mapping[str, Any]] = {}
         self._written_prospects: set[int] = set()
+        # what this cycle's pair updates wrote to prospects it had read (plain values only): the
+        # prospect as agreed is then what was read with these applied, not a read-back
+        self._pair_writes: dict[int, dict[str, Any]] = {}
 
     def _field_names(self, obj: str) -> frozenset[str]:
         """The CRM object's field names, described once per service (one cycle)."""
@@ -212,7 +216,7 @@ class SyncService:
         latest = max(((r["updatedAt"], r["id"]) for r in prospects.values() if r["updatedAt"]), default=None)
         if top is not None and (latest is None or (top.updatedAt, top.id) > latest):
             latest = (top.updatedAt, int(top.id))
-        self._read_prospects, self._written_prospects = prospects, set()
+        self._read_prospects, self._written_prospects, self._pair_writes = prospects, set(), {}
         return _Gathered(crm, prospects, new_cursors, latest or ma_mark, mirrored, len(queued))
 
     # -- planning (pure over the gathered inputs and the store's state) ----------------------
@@ -385,8 +389,7 @@ class SyncService:
 
     @staticmethod
     def _flush(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            conn.execute(_AUDIT_INSERT, rows)
+        executemany(conn, _AUDIT_INSERT, rows)
 
     def _audit(self, conn: Connection, run_id: int, direction: str, action: str, obj: str, record_id: str,
                prospect_id: int | None, w: FieldWrite | None = None, reason: str | None = None) -> None:  # fmt: skip
@@ -608,7 +611,7 @@ class SyncService:
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         agreed: list[Op] = []
         to_crm: list[Op] = []
-        written = self._written_prospects
+        written, pair_writes, read = self._written_prospects, self._pair_writes, self._read_prospects
         # the audit rows built here directly (what ``_audit`` builds, one stamp for the batch): this
         # loop runs once per changed pair, so per-write calls and lookups add up
         audit = self._audit_rows if self._audit_rows is not None else []
@@ -624,14 +627,18 @@ class SyncService:
                     now  # equal stamps mark our own write (planner.own_write)
                 )
                 by_columns.setdefault(tuple(sorted(values)), []).append({**values, "_pid": pid})
-                written.add(int(pid or 0))
+                key = int(pid or 0)
+                if key in read and all(type(w.new) in _PLAIN_WRITE for w in writes):
+                    pair_writes.setdefault(key, {}).update(values)  # stored as written: no read-back
+                else:
+                    written.add(key)
                 record_id = str(pid)
                 audit += [_write_audit(run_id, now, "ma", "prospect", record_id, pid, w) for w in writes]
             (to_crm if any(w.to is crm for w in op.writes) else agreed).append(op)
         if audit is not self._audit_rows:
             self._flush(conn, audit)
         for params in by_columns.values():
-            conn.execute(p.update().where(p.c.id == sa.bindparam("_pid")), params)
+            executemany(conn, p.update().where(p.c.id == sa.bindparam("_pid")), params)
         self._agree(conn, agreed, now)
         return to_crm
 
@@ -664,15 +671,17 @@ class SyncService:
         for positions in unread.values():
             for i in positions:
                 records[i] = got.get(str(ops[i].record_id))
-        # a prospect this cycle read and has not written holds what was read (a user's edit made since
-        # is not agreed: the next cycle sees it); the others are read back, a page at a time
-        read, written = self._read_prospects, self._written_prospects
+        # a prospect this cycle read holds what was read with this cycle's pair updates applied (a
+        # user's edit made since is not agreed: the next cycle sees it); the others (created, merged,
+        # moved, restored, or written with values a column may convert) are read back, a page at a time
+        read, written, pair_writes = self._read_prospects, self._written_prospects, self._pair_writes
         prospects: dict[int, Mapping[str, Any]] = {}
         reread = set()
         for op in ops:
             pid = int(op.prospect_id or 0)
             if pid in read and pid not in written:
-                prospects[pid] = read[pid]
+                mine = pair_writes.get(pid)
+                prospects[pid] = read[pid] if mine is None else {**read[pid], **mine}
             else:
                 reread.add(pid)
         if reread:
@@ -1256,7 +1265,7 @@ def _save_states(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
 
     stmt = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(sync_state)
     excluded = stmt.excluded
-    conn.execute(stmt.on_conflict_do_update(index_elements=[sync_state.c.prospect_id], set_={
+    executemany(conn, stmt.on_conflict_do_update(index_elements=[sync_state.c.prospect_id], set_={
         "crm_object": excluded.crm_object, "values": excluded["values"], "synced_at": excluded.synced_at}), rows)  # fmt: skip
 
 
@@ -1350,6 +1359,8 @@ def _kind(code: str) -> str:
 
 
 _AS_IS = (str, int, bool, float, type(None))  # values JSON keeps as they are (``_jsonable`` returns them)
+#: Values a prospect column stores and returns unchanged (a float or a date-time may come back converted).
+_PLAIN_WRITE = (str, int, bool, type(None))
 
 
 def _to_crm(value: Any) -> Any:
