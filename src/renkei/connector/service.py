@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -194,9 +194,20 @@ class SyncService:
             # The newest change first, then the changes up to it — leaving out linked prospects whose
             # last change is the connector's own write (the planner drops those echoes anyway; after a
             # bulk create they are a whole org's worth of rows). The mark still moves past them.
-            tops = [conn.execute(sa.select(p.c.updatedAt, p.c.id).where(r, p.c.updatedAt.is_not(None))
-                                 .order_by(p.c.updatedAt.desc(), p.c.id.desc()).limit(1)).first() for r in ranges]  # fmt: skip
-            top = max((x for x in tops if x is not None), key=lambda x: (x.updatedAt, x.id), default=None)
+            tops: list[tuple[Any, int]] = []
+            for r in ranges:
+                if ma_mark is not None and r is ranges[0]:
+                    # the mark's own stamp: max(id) (PostgreSQL would walk the primary key backwards,
+                    # through every prospect, for an ORDER BY … LIMIT 1 that finds nothing)
+                    same = conn.execute(sa.select(sa.func.max(p.c.id)).where(r)).scalar()
+                    if same is not None:
+                        tops.append((ma_mark[0], int(same)))
+                    continue
+                row = conn.execute(sa.select(p.c.updatedAt, p.c.id).where(r, p.c.updatedAt.is_not(None))
+                                   .order_by(p.c.updatedAt.desc(), p.c.id.desc()).limit(1)).first()  # fmt: skip
+                if row is not None:
+                    tops.append((row.updatedAt, int(row.id)))
+            top = _Top(*max(tops)) if tops else None
             prospects: dict[int, dict[str, Any]] = {}
             if top is not None:
                 last = sa.literal(top.updatedAt, type_=p.c.updatedAt.type)
@@ -1280,6 +1291,13 @@ def _prospect_rows(
             _rows_by_id(conn.execute(sa.select(*columns).where(p.c.id.in_(pids[start : start + 500]))))
         )
     return out
+
+
+class _Top(NamedTuple):
+    """The newest prospect change a cycle reads up to."""
+
+    updatedAt: Any  # noqa: N815 (the prospect column's name)
+    id: int
 
 
 @dataclass(frozen=True)
