@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from renkei.clock import FixedClock
-from renkei.crm.service import CrmService
+from renkei.crm.schema import STANDARD_OBJECTS
+from renkei.crm.service import _DERIVED, CrmService
 from renkei.errors import NotFoundError, ValidationError
+from renkei.store import dynamic
 
 T0 = dt.datetime(2026, 4, 1, 0, 0, tzinfo=dt.UTC)
 T1 = T0 + dt.timedelta(minutes=1)
@@ -210,3 +213,62 @@ def test_all_or_none_writes_nothing_unless_every_record_is_valid(org: Org) -> No
     with pytest.raises(NotFoundError) as missing:
         org.crm.update("Nope", i["l1"], {})
     assert missing.value.code == "INVALID_TYPE"
+
+
+class _Recording(dict[str, Any]):
+    """A record that notes each field read or written through it, and refuses to be walked whole."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        super().__init__(values)
+        self.touched: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.touched.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self.touched.add(key)
+        return super().__getitem__(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.touched.add(key)
+        super().__setitem__(key, value)
+
+    def __contains__(self, key: object) -> bool:
+        self.touched.add(str(key))
+        return super().__contains__(key)
+
+    def update(self, *args: Any, **kw: Any) -> None:  # type: ignore[override]
+        new = dict(*args, **kw)
+        self.touched |= new.keys()
+        super().update(new)
+
+    def _whole(self, *args: Any, **kw: Any) -> Any:
+        raise AssertionError("_derive walks the whole record")
+
+    __iter__ = keys = values = items = copy = pop = popitem = setdefault = _whole  # type: ignore[assignment]
+
+
+def test_derive_reads_and_writes_only_the_fields_an_update_reads(org: Org, engine: Engine) -> None:
+    """An update reads of each record only its required fields, those it names and ``_DERIVED``'s:
+    what ``_derive`` touches must be among the latter, for every object, in each of its branches."""
+    crm, i = org.crm, org.ids
+    campaign = crm.get("CampaignMember", i["member"], ["CampaignId"])["CampaignId"]
+    crm.create("Task", {"WhatId": i["acc"], "Subject": "s"})
+    crm.create("Task", {"WhatId": i["opp"], "WhoId": i["c1"], "Subject": "s", "Status": "Completed"})
+    crm.create("Task", {"WhoId": i["c1"], "Subject": "s"})
+    crm.create("CampaignMember", {"CampaignId": campaign, "ContactId": i["c1"], "Status": "Responded"})
+    crm.create("Opportunity", {"Name": "P", "StageName": "Closed Won", "CloseDate": "2026-12-01"})
+    with engine.connect() as conn:
+        schema = dynamic.load_crm_schema(conn)
+        for name, obj in schema.objects.items():
+            samples = [{f.name: None for f in obj.fields}]
+            if name in STANDARD_OBJECTS:
+                table = schema.table(name)
+                samples += [dict(r) for r in conn.execute(sa.select(table).limit(5)).mappings()]
+            for sample in samples:
+                for changed in [set(), set(sample), *({f} for f in sample)]:
+                    for previous in (None, sample):
+                        record = _Recording(sample)
+                        crm._derive(conn, schema, obj, record, changed, previous)
+                        assert record.touched <= _DERIVED.get(name, frozenset()), (name, changed, previous)
