@@ -605,11 +605,11 @@ class CrmService:
                 except (InputError, NotFoundError):
                     continue
             table = schema.table(obj.name)
+            q = sa.select(table).where(table.c.Id.in_(sa.bindparam("ids", expanding=True)))
+            if not include_deleted:
+                q = q.where(table.c.IsDeleted.is_(False))
             for start in range(0, len(wanted), 1000):
-                q = sa.select(table).where(table.c.Id.in_(wanted[start : start + 1000]))
-                if not include_deleted:
-                    q = q.where(table.c.IsDeleted.is_(False))
-                rows = _by_id(conn.execute(q))
+                rows = _by_id(conn.execute(q, {"ids": wanted[start : start + 1000]}))
                 out.update(
                     rows if not fields else {rid: self._project(obj, r, fields) for rid, r in rows.items()}
                 )
