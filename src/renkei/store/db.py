@@ -111,7 +111,8 @@ def _utc_from_text(value: Any) -> dt.datetime | None:
 
 def _utc_from_driver(value: dt.datetime | None) -> dt.datetime | None:
     """A driver's datetime (psycopg's: aware, in the session's zone) as an aware UTC datetime.
-    ``combine`` gives what ``replace(tzinfo=UTC)`` does for a third of its cost (keyword arguments)."""
+    ``combine`` gives what ``replace(tzinfo=UTC)`` does for a fraction of its cost (``replace`` parses
+    keyword arguments: ~1 µs a value here)."""
     if value is None:
         return None
     return _combine(value, value.time(), _UTC) if value.tzinfo is None else value.astimezone(_UTC)
