@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from renkei.store import migrate
+from renkei.store.db import UTCDateTime
 from renkei.store.tables import setting
 
 
@@ -24,3 +27,75 @@ def test_datetimes_come_back_aware_utc(engine: Engine) -> None:
 
 def test_no_pending_migrations_after_upgrade(db_url: str) -> None:
     assert migrate.pending(db_url) == set()
+
+
+class _GenericUTCDateTime(UTCDateTime):
+    """UTCDateTime through the TypeDecorator's generic processing (what the fused processors replace)."""
+
+    cache_ok = True
+    bind_processor = sa.types.TypeDecorator.bind_processor  # type: ignore[assignment]
+    result_processor = sa.types.TypeDecorator.result_processor  # type: ignore[assignment]
+
+
+_PAIR = sa.Table(
+    "utc_pair_test", sa.MetaData(), sa.Column("k", sa.Integer, primary_key=True),
+    sa.Column("fast", UTCDateTime()), sa.Column("generic", _GenericUTCDateTime()),
+)  # fmt: skip
+
+
+def _read_both(conn: sa.Connection) -> list[tuple[Any, Any]]:
+    """(fast, generic) per row: the value read, or the error's type and text."""
+
+    def one(column: sa.Column[Any], k: int) -> Any:
+        try:
+            return conn.execute(sa.select(column).where(_PAIR.c.k == k)).scalar_one()
+        except Exception as exc:  # a malformed stored value fails the same way through both
+            return (type(exc).__name__, str(exc).split("\n")[0])
+
+    keys = [r.k for r in conn.execute(sa.select(_PAIR.c.k).order_by(_PAIR.c.k))]
+    return [(one(_PAIR.c.fast, k), one(_PAIR.c.generic, k)) for k in keys]
+
+
+def test_fused_date_time_processing_stores_and_reads_what_the_generic_one_does(engine: Engine) -> None:
+    zones = [dt.UTC, dt.timezone(dt.timedelta(hours=9)), dt.timezone(dt.timedelta(hours=-5, minutes=-30))]
+    instants = [dt.datetime(2026, 11, 23, 10, 43, 12, 123456, tzinfo=z) for z in zones]
+    instants += [dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(987, 6, 5, 4, 3, 2, 1, tzinfo=zones[1])]
+    fused = UTCDateTime().dialect_impl(engine.dialect)
+    for proc in (fused.bind_processor(engine.dialect), fused.result_processor(engine.dialect, None)):
+        assert proc is not None and proc.__module__ == "renkei.store.db"  # not the TypeDecorator's pair
+    _PAIR.create(engine)
+    try:
+        with engine.begin() as conn:
+            conn.execute(_PAIR.insert(), [{"k": k, "fast": w, "generic": w} for k, w in enumerate(instants)])
+            conn.execute(_PAIR.insert().values(k=99, fast=None, generic=None))
+            stored = conn.execute(
+                sa.select(sa.cast(_PAIR.c.fast, sa.Text), sa.cast(_PAIR.c.generic, sa.Text)).order_by(
+                    _PAIR.c.k
+                )
+            ).all()
+            assert all(a == b for a, b in stored)
+            got = _read_both(conn)
+            assert got == [(w, w) for w in instants] + [(None, None)]
+            assert all(a.tzinfo is dt.UTC and b.tzinfo is dt.UTC for a, b in got[:-1])
+            for column in ("fast", "generic"):
+                with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+                    conn.execute(_PAIR.insert().values(k=100, **{column: dt.datetime(2026, 1, 1)}))
+        if (
+            engine.dialect.name == "sqlite"
+        ):  # text written by others: offsets, Z, no fraction, a date alone, junk
+            texts = ["2026-11-23 10:43:12", "2026-11-23T10:43:12.5Z", "2026-11-23 10:43:12.123456+09:00",
+                     "2026-11-23", "2026-11-23 10:43", "2026-11-23123456", "2026-11-23 10:43:12.1234567", "x"]  # fmt: skip
+            with engine.begin() as conn:
+                conn.execute(_PAIR.delete())
+                conn.execute(_PAIR.insert(), [{"k": k} for k in range(len(texts))])
+                for k, text in enumerate(texts):
+                    conn.exec_driver_sql(
+                        "UPDATE utc_pair_test SET fast = ?, generic = ? WHERE k = ?", (text, text, k)
+                    )
+                got = _read_both(conn)
+            assert [a == b for a, b in got] == [True] * len(texts)
+            assert got[1][0] == dt.datetime(2026, 11, 23, 10, 43, 12, 500000, tzinfo=dt.UTC)
+            assert got[2][0] == dt.datetime(2026, 11, 23, 1, 43, 12, 123456, tzinfo=dt.UTC)
+            assert got[-1][0][0] == "ValueError"
+    finally:
+        _PAIR.drop(engine)

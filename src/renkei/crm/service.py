@@ -115,6 +115,22 @@ _CASCADE: dict[str, tuple[tuple[str, str], ...]] = {
     "Lead": (("CampaignMember", "LeadId"),),
 }
 
+#: The fields ``CrmService._derive`` reads or writes, by object (none for the others). An update
+#: reads just these of each record as it is, with the required fields and those the update names,
+#: not whole rows; keep this in step with ``_derive`` (tests/crm/test_update_many.py checks that it
+#: touches no other field of any object).
+_DERIVED: dict[str, frozenset[str]] = {
+    "Lead": frozenset({"FirstName", "LastName", "Name"}),
+    "Contact": frozenset({"FirstName", "LastName", "Name"}),
+    "User": frozenset({"FirstName", "LastName", "Name"}),
+    "Opportunity": frozenset({"StageName", "ForecastCategoryName", "Probability", "CloseDate", "IsClosed", "IsWon",
+                              "FiscalYear", "FiscalQuarter"}),
+    "Task": frozenset({"Status", "WhoId", "WhatId", "IsClosed", "AccountId"}),
+    "CampaignMember": frozenset({"ContactId", "LeadId", "FirstName", "LastName", "Email", "LeadOrContactId",
+                                 "LeadOrContactOwnerId", "CompanyOrAccount", "Status", "HasResponded",
+                                 "FirstRespondedDate"}),
+}  # fmt: skip
+
 
 class CrmService:
     def __init__(self, engine: Engine, *, clock: Clock | None = None, user_id: str | None = None) -> None:
@@ -271,7 +287,8 @@ class CrmService:
 
     def _derive(self, conn: Connection, schema: CrmSchema, obj: ObjectDef, record: dict[str, Any],
                 changed: set[str], previous: Mapping[str, Any] | None) -> None:  # fmt: skip
-        """Fields Salesforce computes: names, opportunity stage facts, campaign member copies …"""
+        """Fields Salesforce computes: names, opportunity stage facts, campaign member copies … (it
+        reads and writes only the fields ``_DERIVED`` names for the object)."""
         name = obj.name
         if name in ("Lead", "Contact", "User") and changed & {"FirstName", "LastName"} | (
             {"LastName"} if previous is None else set()
@@ -471,14 +488,18 @@ class CrmService:
     def update_many(
         self, object_name: str, rows: Sequence[Mapping[str, Any]], *, all_or_none: bool = False
     ) -> list[SaveResult]:
-        schema = self.schema()
-        obj = schema.object(object_name)
         with self._write() as conn:
+            schema = dynamic.load_crm_schema(conn)  # in the write's own connection: one checkout a call
+            obj = schema.object(object_name)
+            required = v.required_fields(obj)  # worked out once a call, not once a record
             user = self._acting_user(conn, schema)
-            current = self._rows(conn, schema, obj, [row.get("Id") for row in rows])
-            planned: list[tuple[str | None, dict[str, Any] | None, list[FieldError]]] = []
-            for row in rows:
-                planned.append(self._prepare_update(conn, schema, obj, row, current))
+            targets = [self._update_target(obj, row) for row in rows]
+            wanted = [rid for rid, bad in targets if bad is None and rid is not None]
+            current = self._rows(conn, schema, obj, wanted, _update_fields(obj, rows, required))
+            planned = [
+                self._prepare_update(conn, schema, obj, row, target, current, required)
+                for target, row in zip(targets, rows, strict=True)
+            ]
             if all_or_none and any(errs for _, _, errs in planned):
                 return _rolled_back([errs for _, _, errs in planned], [rid for rid, _, _ in planned])
             results = []
@@ -492,58 +513,63 @@ class CrmService:
                     results.append(SaveResult(rid, False, tuple(errs)))
                     continue
                 assert rid is not None
-                changes.update(LastModifiedDate=self.clock.now(), LastModifiedById=user)
+                changes["LastModifiedDate"], changes["LastModifiedById"] = self.clock.now(), user
                 key = tuple(sorted(changes)) if once else (rid, str(len(results)))
-                by_columns.setdefault(key, []).append({**changes, "_rid": rid})
+                changes["_rid"] = rid
+                by_columns.setdefault(key, []).append(changes)
                 results.append(SaveResult(rid, True))
             for params in by_columns.values():
                 conn.execute(update, params)
         return results
 
-    def _rows(self, conn: Connection, schema: CrmSchema, obj: ObjectDef,
-              raw_ids: Sequence[Any]) -> dict[str, dict[str, Any]]:  # fmt: skip
-        """The current rows of the well-formed ids among ``raw_ids``, locked for update (PostgreSQL)."""
-        wanted = []
-        for raw in raw_ids:
-            try:
-                wanted.append(self._norm_id(obj, str(raw)))
-            except (InputError, NotFoundError):
-                continue
+    def _rows(self, conn: Connection, schema: CrmSchema, obj: ObjectDef, record_ids: Sequence[str],
+              fields: frozenset[str]) -> dict[str, dict[str, Any]]:  # fmt: skip
+        """The ``fields`` of the records ``record_ids`` (canonical ids) as they are, locked for update
+        (PostgreSQL)."""
         table = schema.table(obj.name)
+        columns = [c for c in table.columns if c.name in fields]
+        q = sa.select(*columns).where(table.c.Id.in_(sa.bindparam("ids", expanding=True)))
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update()
         out: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(wanted), 500):
-            q = sa.select(table).where(table.c.Id.in_(wanted[start : start + 500]))
-            if conn.dialect.name == "postgresql":
-                q = q.with_for_update()
-            out.update(_by_id(conn.execute(q)))
+        for start in range(0, len(record_ids), 500):
+            out.update(_by_id(conn.execute(q, {"ids": record_ids[start : start + 500]})))
         return out
+
+    def _update_target(self, obj: ObjectDef, row: Mapping[str, Any]) -> tuple[str | None, FieldError | None]:
+        """The canonical id an update row names, or (what it gave, why it names no record)."""
+        raw_id = row.get("Id")
+        if not raw_id:
+            return None, FieldError("MISSING_ARGUMENT", "Id not specified in an update call", ("Id",))
+        try:
+            return self._norm_id(obj, str(raw_id)), None
+        except (InputError, NotFoundError) as exc:
+            return str(raw_id), FieldError(exc.code, exc.message, ("Id",))
 
     def _prepare_update(
         self, conn: Connection, schema: CrmSchema, obj: ObjectDef, row: Mapping[str, Any],
-        rows: Mapping[str, dict[str, Any]] | None = None,
+        target: tuple[str | None, FieldError | None], rows: Mapping[str, dict[str, Any]], required: tuple[str, ...],
     ) -> tuple[str | None, dict[str, Any] | None, list[FieldError]]:  # fmt: skip
-        raw_id = row.get("Id")
-        if not raw_id:
-            return None, None, [FieldError("MISSING_ARGUMENT", "Id not specified in an update call", ("Id",))]
-        try:
-            rid = self._norm_id(obj, str(raw_id))
-        except (InputError, NotFoundError) as exc:
-            return str(raw_id), None, [FieldError(exc.code, exc.message, ("Id",))]
-        current = dict(rows[rid]) if rows is not None and rid in rows else None
-        if rows is None:
-            current = self._row(conn, schema, obj, rid, for_update=True)
+        """(id, the changed columns, errors) of an update ``row``: ``target`` is ``_update_target(obj,
+        row)``, ``rows`` the records as they are (``_rows``; not changed here), ``required``
+        ``v.required_fields(obj)``."""
+        rid, bad = target
+        if bad is not None:
+            return rid, None, [bad]
+        assert rid is not None
+        current = rows.get(rid)  # the fields ``_update_fields`` names: all this reads or compares
         if current is None:
             return rid, None, [FieldError("NOT_FOUND", "The requested resource does not exist")]
         if current["IsDeleted"]:
             return rid, None, [FieldError("ENTITY_IS_DELETED", "entity is deleted")]
         if obj.name == "Lead" and current.get("IsConverted"):
             return rid, None, [FieldError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")]
-        cleaned, errors = v.clean(obj, {k: val for k, val in row.items() if k != "Id"}, creating=False)
+        cleaned, errors = v.clean(obj, row, creating=False)  # an update's clean passes over the Id
         if errors:
             return rid, None, errors
         errors = self._check_references(conn, schema, obj, cleaned)
         record = {**current, **cleaned}
-        missing = v.missing_required(obj, record)
+        missing = v.missing_required(obj, record, required)
         if missing is not None:
             errors.append(missing)
         if errors:
@@ -568,22 +594,22 @@ class CrmService:
 
     def get_many(self, object_name: str, record_ids: Sequence[str], fields: Sequence[str] | None = None, *,
                  include_deleted: bool = False) -> list[dict[str, Any]]:  # fmt: skip
-        schema = self.schema()
-        obj = schema.object(object_name)
-        wanted = []
-        for rid in record_ids:
-            try:
-                wanted.append(self._norm_id(obj, rid))
-            except (InputError, NotFoundError):
-                continue
-        table = schema.table(obj.name)
         out: dict[str, dict[str, Any]] = {}
         with self.engine.connect() as conn:
+            schema = dynamic.load_crm_schema(conn)
+            obj = schema.object(object_name)
+            wanted = []
+            for rid in record_ids:
+                try:
+                    wanted.append(self._norm_id(obj, rid))
+                except (InputError, NotFoundError):
+                    continue
+            table = schema.table(obj.name)
+            q = sa.select(table).where(table.c.Id.in_(sa.bindparam("ids", expanding=True)))
+            if not include_deleted:
+                q = q.where(table.c.IsDeleted.is_(False))
             for start in range(0, len(wanted), 1000):
-                q = sa.select(table).where(table.c.Id.in_(wanted[start : start + 1000]))
-                if not include_deleted:
-                    q = q.where(table.c.IsDeleted.is_(False))
-                rows = _by_id(conn.execute(q))
+                rows = _by_id(conn.execute(q, {"ids": wanted[start : start + 1000]}))
                 out.update(
                     rows if not fields else {rid: self._project(obj, r, fields) for rid, r in rows.items()}
                 )
@@ -895,14 +921,13 @@ class CrmService:
     def changes_since(
         self, object_name: str, watermark: Watermark | None, *, limit: int = 2000
     ) -> ChangePage:
-        schema = self.schema()
-        table = schema.table(object_name)
-        q = sa.select(table).order_by(table.c.SystemModstamp, table.c.Id).limit(limit + 1)
-        if watermark is not None:
-            q = q.where(sa.tuple_(table.c.SystemModstamp, table.c.Id) > sa.tuple_(
-                sa.literal(watermark.modstamp, type_=table.c.SystemModstamp.type), sa.literal(watermark.id)))  # fmt: skip
         with self.engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(q).mappings()]
+            table = dynamic.load_crm_schema(conn).table(object_name)
+            q = sa.select(table).order_by(table.c.SystemModstamp, table.c.Id).limit(limit + 1)
+            if watermark is not None:
+                q = q.where(sa.tuple_(table.c.SystemModstamp, table.c.Id) > sa.tuple_(
+                    sa.literal(watermark.modstamp, type_=table.c.SystemModstamp.type), sa.literal(watermark.id)))  # fmt: skip
+            rows = _dicts(conn.execute(q))
         done = len(rows) <= limit
         rows = rows[:limit]
         mark = Watermark(rows[-1]["SystemModstamp"], rows[-1]["Id"]) if rows else watermark
@@ -1019,12 +1044,29 @@ def make_custom_field(
     return FieldDef(api_name, ftype, **kw)
 
 
-def _by_id(result: sa.CursorResult[Any]) -> dict[str, dict[str, Any]]:
-    """Whole rows as dicts by Id: plain tuples zipped with the column names (a mapping row per record
-    costs a third more, which a connector cycle reading 10,000 records feels)."""
+def _update_fields(
+    obj: ObjectDef, rows: Sequence[Mapping[str, Any]], required: tuple[str, ...]
+) -> frozenset[str]:
+    """The fields an update of ``rows`` reads of the records as they are: the record's state, the
+    required fields (checked on the merged record), those the rows name and those ``_derive`` reads or
+    writes (a merged record holds no other field, so its changes are found among these)."""
+    named = {
+        f.name for row in rows for key in row if isinstance(key, str) and (f := obj.field(key)) is not None
+    }
+    return frozenset({"Id", "IsDeleted", "SystemModstamp", "IsConverted", *required, *named,
+                      *_DERIVED.get(obj.name, ())})  # fmt: skip
+
+
+def _dicts(result: sa.CursorResult[Any]) -> list[dict[str, Any]]:
+    """Rows as dicts: plain tuples zipped with the column names (what ``dict(mapping_row)`` gives, for
+    two thirds of its cost, which a connector cycle reading 10,000 records feels)."""
     keys = tuple(result.keys())
-    at = keys.index("Id")
-    return {row[at]: dict(zip(keys, row, strict=True)) for row in result}
+    return [dict(zip(keys, row, strict=True)) for row in result]
+
+
+def _by_id(result: sa.CursorResult[Any]) -> dict[str, dict[str, Any]]:
+    """Whole rows as dicts (``_dicts``) by Id."""
+    return {row["Id"]: row for row in _dicts(result)}
 
 
 def _rolled_back(

@@ -201,17 +201,22 @@ def clean(
     return out, errors
 
 
-def missing_required(obj: ObjectDef, record: Mapping[str, Any]) -> FieldError | None:
-    """REQUIRED_FIELD_MISSING for the required fields that are blank in the final record."""
+def required_fields(obj: ObjectDef) -> tuple[str, ...]:
+    """The fields a saved record must not leave blank (``missing_required`` checks them)."""
+    return tuple(
+        f.name for f in obj.fields if f.createable and not f.nillable and f.type is not FieldType.BOOLEAN
+    )
+
+
+def missing_required(
+    obj: ObjectDef, record: Mapping[str, Any], required: tuple[str, ...] | None = None
+) -> FieldError | None:
+    """REQUIRED_FIELD_MISSING for the required fields that are blank in the final record
+    (``required``: ``required_fields(obj)``, worked out once by a caller checking many records)."""
     missing = [
-        f.name
-        for f in obj.fields
-        if f.createable
-        and not f.nillable
-        and f.type is not FieldType.BOOLEAN
-        and (
-            record.get(f.name) is None or (isinstance(record.get(f.name), str) and not record[f.name].strip())
-        )
+        name
+        for name in (required_fields(obj) if required is None else required)
+        if (value := record.get(name)) is None or (isinstance(value, str) and not value.strip())
     ]
     if not missing:
         return None

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, processors
 
 DEFAULT_URL = "sqlite:///./renkei.db"
 
@@ -71,8 +71,61 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+_UTC = dt.UTC
+_from_iso = dt.datetime.fromisoformat
+_combine = dt.datetime.combine
+#: Instants SQLite's fused bind processor must write as SQLAlchemy's own does before it is used.
+_PROBES = (
+    dt.datetime(2026, 11, 23, 10, 43, 12, 123456, tzinfo=_UTC),
+    dt.datetime(987, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=9))),
+)
+
+
+def _aware_utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store; use aware UTC datetimes")
+    return value.astimezone(_UTC)
+
+
+def _utc_to_text(value: dt.datetime | None) -> str | None:
+    """An aware datetime as the naive UTC text SQLAlchemy's SQLite ``DATETIME`` writes."""
+    if value is None:
+        return None
+    v = _aware_utc(value)
+    # %-formatting: half the time of the f-string with format specs
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)  # noqa: UP031  # fmt: skip
+
+
+def _utc_to_driver(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else _aware_utc(value)
+
+
+def _utc_from_text(value: Any) -> dt.datetime | None:
+    """SQLite's text as an aware UTC datetime, as SQLAlchemy's ``fromisoformat`` followed by
+    ``process_result_value`` gives it."""
+    if value is None:
+        return None
+    parsed = _from_iso(value)
+    return _combine(parsed, parsed.time(), _UTC) if parsed.tzinfo is None else parsed.astimezone(_UTC)
+
+
+def _utc_from_driver(value: dt.datetime | None) -> dt.datetime | None:
+    """A driver's datetime (psycopg's: aware, in the session's zone) as an aware UTC datetime.
+    ``combine`` gives what ``replace(tzinfo=UTC)`` does for a fraction of its cost (``replace`` parses
+    keyword arguments: ~1 µs a value here)."""
+    if value is None:
+        return None
+    return _combine(value, value.time(), _UTC) if value.tzinfo is None else value.astimezone(_UTC)
+
+
 class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out, whatever the database keeps."""
+    """Aware UTC datetimes in, aware UTC datetimes out, whatever the database keeps.
+
+    ``process_bind_param``/``process_result_value`` say what it does; ``bind_processor`` and
+    ``result_processor`` do the same with the driver type's own conversion in one function per
+    value when that conversion is one they know (SQLite's text, psycopg's datetimes), and without
+    ``replace(tzinfo=…)``: the generic pair cost most of reading a CRM row (10,000 rows with three
+    date-times: ~0.1 s)."""
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
@@ -80,14 +133,27 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
     def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store; use aware UTC datetimes")
-        value = value.astimezone(dt.UTC)
+        value = _aware_utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
+        return _utc_from_driver(value)
+
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        inner = self.impl_instance.bind_processor(dialect)
+        if dialect.name == "sqlite":
+            naive = [None if inner is None else inner(self.process_bind_param(p, dialect)) for p in _PROBES]
+            if naive == [_utc_to_text(p) for p in _PROBES]:
+                return _utc_to_text
+        elif inner is None:
+            return _utc_to_driver
+        return super().bind_processor(dialect)
+
+    def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Any:
+        inner = self.impl_instance.result_processor(dialect, coltype)
+        if dialect.name == "sqlite":
+            if inner is processors.str_to_datetime:
+                return _utc_from_text
+        elif inner is None:
+            return _utc_from_driver
+        return super().result_processor(dialect, coltype)

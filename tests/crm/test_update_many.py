@@ -1,0 +1,274 @@
+"""``update_many`` in detail: every result (codes, messages, fields) of a mixed batch, exactly the
+fields each write changes (derived ones included), records named twice, and all-or-none."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from renkei.clock import FixedClock
+from renkei.crm.schema import STANDARD_OBJECTS
+from renkei.crm.service import _DERIVED, CrmService
+from renkei.errors import NotFoundError, ValidationError
+from renkei.store import dynamic
+
+T0 = dt.datetime(2026, 4, 1, 0, 0, tzinfo=dt.UTC)
+T1 = T0 + dt.timedelta(minutes=1)
+US = dt.timedelta(microseconds=1)
+ROLLED_BACK = ("ALL_OR_NONE_OPERATION_ROLLED_BACK", "Record rolled back because not all records were valid and "
+               "the request was using AllOrNone header", [])  # fmt: skip
+
+
+@dataclass
+class Org:
+    crm: CrmService
+    clock: FixedClock
+    ids: dict[str, str]
+
+    def name(self, record_id: str | None) -> str | None:
+        return {v: k for k, v in self.ids.items()}.get(record_id or "", record_id)
+
+    def update(
+        self, obj: str, rows: list[dict[str, Any]], names: list[str], **kw: Any
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """(results with ids as names, {name: the fields that changed and their new values})."""
+        before = {n: self.crm.get(obj, self.ids[n], include_deleted=True) for n in names}
+        results = self.crm.update_many(obj, rows, **kw)
+        after = {n: self.crm.get(obj, self.ids[n], include_deleted=True) for n in names}
+        out = [
+            (self.name(r.id), r.success, [(e.code, e.message, list(e.fields)) for e in r.errors])
+            for r in results
+        ]
+        return out, {n: {k: v for k, v in after[n].items() if v != before[n][k]} for n in names}
+
+
+@pytest.fixture
+def org(engine: Engine) -> Org:
+    clock = FixedClock(T0)
+    crm = CrmService(engine, clock=clock)
+    crm.add_field("Lead", "Segment__c", "picklist", values=["Enterprise", "SMB"], restricted=True)
+    crm.add_field("Lead", "Score__c", "number", precision=5, scale=2)
+    ids = {
+        "acc": crm.create("Account", {"Name": "連携商事"}),
+        "gone_acc": crm.create("Account", {"Name": "消えた商事"}),
+    }
+    crm.delete("Account", ids["gone_acc"])
+    ids["l1"] = crm.create("Lead", {"LastName": "山田", "FirstName": "太郎", "Company": "連携商事",
+                                    "Email": "y@example.jp"})  # fmt: skip
+    ids["l2"] = crm.create("Lead", {"LastName": "佐藤", "Company": "佐藤工業"})
+    ids["l3"] = crm.create("Lead", {"LastName": "削除", "Company": "C"})
+    crm.delete("Lead", ids["l3"])
+    ids["l4"] = crm.create("Lead", {"LastName": "変換", "Company": "C"})
+    crm.convert_lead(ids["l4"])
+    # stored without validation: a required field that is blank (a later update must fill it)
+    [ids["l5"]] = crm.insert_bulk("Lead", [{"LastName": "会社なし", "Company": "  "}], validate=False)
+    ids["c1"] = crm.create("Contact", {"LastName": "田中", "AccountId": ids["acc"]})
+    ids["opp"] = crm.create("Opportunity", {"Name": "O", "AccountId": ids["acc"], "StageName": "Prospecting",
+                                            "CloseDate": "2026-05-10"})  # fmt: skip
+    ids["task"] = crm.create("Task", {"WhoId": ids["l1"], "Subject": "Call"})
+    campaign = crm.create("Campaign", {"Name": "展示会"})
+    ids["member"] = crm.create("CampaignMember", {"CampaignId": campaign, "LeadId": ids["l1"]})
+    clock.advance(minutes=1)
+    return Org(crm, clock, ids)
+
+
+def test_a_mixed_lead_batch_reports_each_record_and_writes_only_what_changed(org: Org) -> None:
+    i = org.ids
+    rows = [
+        {"Id": i["l1"], "FirstName": "次郎", "Title": "課長", "NumberOfEmployees": "1,200", "HasOptedOutOfEmail": "yes",
+         "AnnualRevenue": 12.345, "Email": " a@b.jp ", "Score__c": "12.345", "Segment__c": "SMB",
+         "attributes": {"type": "Lead"}},
+        {"Id": i["l2"][:15], "LastName": ""},
+        {"Title": "no id"},
+        {"Id": "bogus", "Title": "x"},
+        {"Id": i["c1"], "Title": "x"},
+        {"Id": "00Q000000000000AAA", "Title": "x"},
+        {"Id": i["l3"], "Title": "x"},
+        {"Id": i["l4"], "Title": "x"},
+        {"Id": i["l2"], "Foo__c": 1, "IsConverted": True, "Name": "x", "Email": "bad", "FirstName": "x" * 41,
+         "NumberOfEmployees": "abc", "Segment__c": "Startup", "ConvertedDate": "2026-01-01", "Score__c": 1000},
+        {"Id": i["l2"], "OwnerId": i["acc"]},
+        {"Id": i["l2"], "OwnerId": "005000000000000AAA", "Status": "Working - Contacted"},
+        {"Id": i["l5"], "Title": "t"},
+        {"Id": i["l2"], "Title": "first"},
+        {"Id": i["l2"].lower(), "Title": "second", "Description": "d", "Email": None, "DoNotCall": "t"},
+        {"Id": i["l1"]},
+    ]  # fmt: skip
+    results, changed = org.update("Lead", rows, ["l1", "l2", "l3", "l4", "l5"])
+    assert results == [
+        ("l1", True, []),
+        ("l2", False, [("REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]", ["LastName"])]),
+        (None, False, [("MISSING_ARGUMENT", "Id not specified in an update call", ["Id"])]),
+        ("bogus", False, [("MALFORMED_ID", "Lead id value of incorrect type: bogus", ["Id"])]),
+        ("c1", False, [("NOT_FOUND", "Provided external ID field does not exist or is not accessible: "
+                        f"{i['c1']}", ["Id"])]),
+        ("00Q000000000000AAA", False, [("NOT_FOUND", "Provided external ID field does not exist or is not "
+                                        "accessible: 00Q000000000000AAA", ["Id"])]),
+        ("l3", False, [("ENTITY_IS_DELETED", "entity is deleted", [])]),
+        ("l4", False, [("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [])]),
+        ("l2", False, [
+            ("INVALID_FIELD", "No such column 'Foo__c' on sobject of type Lead", ["Foo__c"]),
+            ("INVALID_EMAIL_ADDRESS", "Email: invalid email address: bad", ["Email"]),
+            ("STRING_TOO_LONG", "First Name: data value too large: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx… "
+                                "(max length=40)", ["FirstName"]),
+            ("INVALID_TYPE_ON_FIELD_IN_RECORD", "Number Of Employees: value not of required type: abc",
+             ["NumberOfEmployees"]),
+            ("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "Segment: bad value for restricted picklist field: Startup",
+             ["Segment__c"]),
+            ("NUMBER_OUTSIDE_VALID_RANGE", "Score: value outside of valid range on numeric field: 1000", ["Score__c"]),
+            ("INVALID_FIELD_FOR_INSERT_UPDATE", "Unable to create/update fields: IsConverted, Name, ConvertedDate. "
+             "Please check the security settings of this field and verify that it is read/write for your profile "
+             "or permission set.", ["IsConverted", "Name", "ConvertedDate"]),
+        ]),
+        ("l2", False, [("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {i['acc']}", ["OwnerId"])]),
+        ("l2", False, [("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id: 005000000000000AAA",
+                        ["OwnerId"])]),
+        ("l5", False, [("REQUIRED_FIELD_MISSING", "Required fields are missing: [Company]", ["Company"])]),
+        ("l2", True, []),
+        ("l2", True, []),  # named twice: both validated against the record as it was, written in call order
+        ("l1", True, []),
+    ]  # fmt: skip
+    assert changed == {
+        "l1": {"LastModifiedDate": T1, "SystemModstamp": T1, "FirstName": "次郎", "Name": "山田 次郎", "Title": "課長",
+               "Email": "a@b.jp", "AnnualRevenue": 12.0, "NumberOfEmployees": 1200, "HasOptedOutOfEmail": True,
+               "Segment__c": "SMB", "Score__c": 12.35},
+        "l2": {"LastModifiedDate": T1, "SystemModstamp": T1, "Title": "second", "Description": "d", "DoNotCall": True},
+        "l3": {}, "l4": {}, "l5": {},
+    }  # fmt: skip
+
+    # the same values again: only the stamp moves (one microsecond: the clock stands still)
+    assert org.update("Lead", [{"Id": i["l1"], "Title": "課長", "FirstName": "次郎"}], ["l1"]) == (
+        [("l1", True, [])], {"l1": {"SystemModstamp": T1 + US}})  # fmt: skip
+
+
+def test_updates_derive_what_salesforce_derives(org: Org) -> None:
+    i = org.ids
+    rows: list[dict[str, Any]] = [
+        {"Id": i["c1"], "AccountId": i["gone_acc"]},
+        {"Id": i["c1"], "AccountId": i["acc"], "Birthdate": "2000-01-02T09:00:00+09:00", "FirstName": "一郎", "Title": "t"},
+    ]  # fmt: skip
+    assert org.update("Contact", rows, ["c1"]) == (
+        [("c1", False, [("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {i['gone_acc']}",
+                         ["AccountId"])]), ("c1", True, [])],
+        {"c1": {"LastModifiedDate": T1, "SystemModstamp": T1, "FirstName": "一郎", "Name": "田中 一郎", "Title": "t",
+                "Birthdate": dt.date(2000, 1, 2)}},
+    )  # fmt: skip
+    assert org.update("Opportunity", [{"Id": i["opp"], "StageName": "Closed Won"}], ["opp"]) == (
+        [("opp", True, [])],
+        {"opp": {"LastModifiedDate": T1, "SystemModstamp": T1, "StageName": "Closed Won", "Probability": 100.0,
+                 "IsClosed": True, "IsWon": True, "ForecastCategoryName": "Closed"}},
+    )  # fmt: skip
+    rows = [{"Id": i["opp"], "CloseDate": "2027-02-01T10:00:00Z", "StageName": "Negotiation/Review",
+             "Probability": 55, "ForecastCategoryName": "BestCase"}]  # fmt: skip
+    assert org.update("Opportunity", rows, ["opp"]) == (
+        [("opp", True, [])],
+        {"opp": {"SystemModstamp": T1 + US, "StageName": "Negotiation/Review", "Probability": 55.0,
+                 "CloseDate": dt.date(2027, 2, 1), "IsClosed": False, "IsWon": False,
+                 "ForecastCategoryName": "BestCase", "FiscalYear": 2027, "FiscalQuarter": 1}},
+    )  # fmt: skip
+    rows = [{"Id": i["task"], "Status": "Completed", "WhatId": i["opp"]},
+            {"Id": i["task"], "WhoId": i["c1"], "WhatId": None}]  # fmt: skip
+    assert org.update("Task", rows, ["task"]) == (
+        [("task", True, []), ("task", True, [])],
+        {"task": {"LastModifiedDate": T1, "SystemModstamp": T1, "WhoId": i["c1"], "WhatId": i["opp"],
+                  "Status": "Completed", "IsClosed": True, "AccountId": i["acc"]}},
+    )  # fmt: skip
+    org.crm.update("Lead", i["l1"], {"FirstName": "次郎", "Email": "a@b.jp"})
+    rows = [{"Id": i["member"], "Status": "Responded"}, {"Id": i["member"], "LeadId": i["l2"]}]
+    assert org.update("CampaignMember", rows, ["member"]) == (
+        [("member", True, []),
+         ("member", False, [("INVALID_FIELD_FOR_INSERT_UPDATE", "Unable to create/update fields: LeadId. Please "
+                             "check the security settings of this field and verify that it is read/write for your "
+                             "profile or permission set.", ["LeadId"])])],
+        {"member": {"LastModifiedDate": T1, "SystemModstamp": T1, "Status": "Responded", "HasResponded": True,
+                    "FirstRespondedDate": T1.date(), "FirstName": "次郎", "Email": "a@b.jp"}},
+    )  # fmt: skip
+
+
+def test_all_or_none_writes_nothing_unless_every_record_is_valid(org: Org) -> None:
+    i = org.ids
+    rows = [{"Id": i["l1"], "Title": "x"}, {"Id": i["l2"], "Email": "bad"}, {"Id": i["l2"], "Title": "y"}]
+    assert org.update("Lead", rows, ["l1", "l2"], all_or_none=True) == (
+        [("l1", False, [ROLLED_BACK]),
+         ("l2", False, [("INVALID_EMAIL_ADDRESS", "Email: invalid email address: bad", ["Email"])]),
+         ("l2", False, [ROLLED_BACK])],
+        {"l1": {}, "l2": {}},
+    )  # fmt: skip
+    rows = [{"Id": i["l1"], "Title": "aon"}, {"Id": i["l2"], "Title": "aon2"}]
+    assert org.update("Lead", rows, ["l1", "l2"], all_or_none=True) == (
+        [("l1", True, []), ("l2", True, [])],
+        {"l1": {"LastModifiedDate": T1, "SystemModstamp": T1, "Title": "aon"},
+         "l2": {"LastModifiedDate": T1, "SystemModstamp": T1, "Title": "aon2"}},
+    )  # fmt: skip
+    with pytest.raises(ValidationError) as info:
+        org.crm.update("Lead", i["l1"], {"Email": "bad"})
+    assert [(e.code, e.fields) for e in info.value.errors] == [("INVALID_EMAIL_ADDRESS", ("Email",))]
+    with pytest.raises(NotFoundError, match="00Q000000000000AAA"):
+        org.crm.update("Lead", "00Q000000000000AAA", {"Title": "x"})
+    with pytest.raises(NotFoundError) as missing:
+        org.crm.update("Nope", i["l1"], {})
+    assert missing.value.code == "INVALID_TYPE"
+
+
+class _Recording(dict[str, Any]):
+    """A record that notes each field read or written through it, and refuses to be walked whole."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        super().__init__(values)
+        self.touched: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.touched.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self.touched.add(key)
+        return super().__getitem__(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.touched.add(key)
+        super().__setitem__(key, value)
+
+    def __contains__(self, key: object) -> bool:
+        self.touched.add(str(key))
+        return super().__contains__(key)
+
+    def update(self, *args: Any, **kw: Any) -> None:  # type: ignore[override]
+        new = dict(*args, **kw)
+        self.touched |= new.keys()
+        super().update(new)
+
+    def _whole(self, *args: Any, **kw: Any) -> Any:
+        raise AssertionError("_derive walks the whole record")
+
+    __iter__ = keys = values = items = copy = pop = popitem = setdefault = _whole  # type: ignore[assignment]
+
+
+def test_derive_reads_and_writes_only_the_fields_an_update_reads(org: Org, engine: Engine) -> None:
+    """An update reads of each record only its required fields, those it names and ``_DERIVED``'s:
+    what ``_derive`` touches must be among the latter, for every object, in each of its branches."""
+    crm, i = org.crm, org.ids
+    campaign = crm.get("CampaignMember", i["member"], ["CampaignId"])["CampaignId"]
+    crm.create("Task", {"WhatId": i["acc"], "Subject": "s"})
+    crm.create("Task", {"WhatId": i["opp"], "WhoId": i["c1"], "Subject": "s", "Status": "Completed"})
+    crm.create("Task", {"WhoId": i["c1"], "Subject": "s"})
+    crm.create("CampaignMember", {"CampaignId": campaign, "ContactId": i["c1"], "Status": "Responded"})
+    crm.create("Opportunity", {"Name": "P", "StageName": "Closed Won", "CloseDate": "2026-12-01"})
+    with engine.connect() as conn:
+        schema = dynamic.load_crm_schema(conn)
+        for name, obj in schema.objects.items():
+            samples = [{f.name: None for f in obj.fields}]
+            if name in STANDARD_OBJECTS:
+                table = schema.table(name)
+                samples += [dict(r) for r in conn.execute(sa.select(table).limit(5)).mappings()]
+            for sample in samples:
+                for changed in [set(), set(sample), *({f} for f in sample)]:
+                    for previous in (None, sample):
+                        record = _Recording(sample)
+                        crm._derive(conn, schema, obj, record, changed, previous)
+                        assert record.touched <= _DERIVED.get(name, frozenset()), (name, changed, previous)
