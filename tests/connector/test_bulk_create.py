@@ -119,7 +119,9 @@ def outcome(engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
         prospects = [dict(r) for r in conn.execute(sa.select(t.prospect)).mappings()]
         links = {r.prospect_id: r.crm_id for r in conn.execute(sa.select(sync_link))}
-        states = {r.prospect_id: (r.crm_object, r.values) for r in conn.execute(sa.select(sync_state))}
+        states = {
+            r.prospect_id: (r.crm_object, r.values, r.sparse) for r in conn.execute(sa.select(sync_state))
+        }
         creates = {r.prospect_id: (r.new, r.rule, r.reason) for r in conn.execute(
             sa.select(sync_audit).where(sync_audit.c.action == "create"))}  # fmt: skip
         errors = [dict(r) for r in conn.execute(sa.select(sync_error)).mappings()]

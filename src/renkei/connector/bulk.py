@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -28,7 +29,7 @@ from sqlalchemy.ext.compiler import compiles
 
 from renkei.connector.config import CRM_OBJECTS
 from renkei.core.identity import email_key
-from renkei.core.sync.bulk import Conversion, Copy, CreationSpec, Kind, creation_spec
+from renkei.core.sync.bulk import AgreedPair, Conversion, Copy, CreationSpec, Kind, creation_spec
 from renkei.core.sync.messages import jsonable
 from renkei.core.sync.ports import BulkCopyCapable, BulkSource
 from renkei.store import dynamic
@@ -152,7 +153,7 @@ class _Sql:
         raw = conn.connection.driver_connection
         assert raw is not None
         cache = [raw.execute(f"PRAGMA {db}.cache_size").fetchone()[0] for db in ("main", "temp")]
-        raw.execute("PRAGMA main.cache_size=-786432")  # 768 MiB, used only as far as needed
+        raw.execute("PRAGMA main.cache_size=-" + __import__("os").environ.get("RK_CACHE", "786432"))
         raw.execute("PRAGMA temp.cache_size=-262144")  # the pending records: ~100 MB at 1M
 
         def restore() -> None:
@@ -179,9 +180,15 @@ class _Sql:
         return key.op("~", is_comparison=True)(r"^[\x01-\x7f]*$") if self.pg else sa.true()
 
     def blank(self, col: Any, kind: Kind) -> Any:
-        if kind is Kind.TEXT:
-            return sa.or_(col.is_(None), (sa.func.btrim if self.pg else sa.func.trim)(col, _STRIPPED) == "")
-        return col.is_(None)
+        if kind is not Kind.TEXT:
+            return col.is_(None)
+        if self.pg:
+            return sa.or_(col.is_(None), sa.func.btrim(col, _STRIPPED) == "")
+        # SQLite: a text whose first character trim() keeps (compared as UTF-8 bytes: '!'…U+0084 or
+        # past U+3000) is no blank; only the others are trimmed (trim() with a character list of
+        # twenty costs a third of the prospect insert when every value goes through it)
+        kept = sa.or_(sa.and_(col >= "!", col < "\x85"), col >= "\u3001")
+        return sa.or_(col.is_(None), sa.and_(sa.not_(kept), sa.func.trim(col, _STRIPPED) == ""))
 
     def whole(self, col: Any) -> Any:
         """A float as an integer (truncated, as ``int()`` does)."""
@@ -197,6 +204,12 @@ class _Sql:
             return sa.literal("null")
         if kind is Kind.BOOLEAN:
             return sa.case((expr.is_(None), "null"), (expr, "true"), else_="false")
+        return sa.func.coalesce(self.json_text(expr, kind), "null")
+
+    def json_text(self, expr: Any, kind: Kind) -> Any:
+        """The JSON text of a value that is not NULL (NULL for NULL, but for a boolean)."""
+        if kind is Kind.BOOLEAN:
+            return sa.case((expr, "true"), else_="false")
         if kind is Kind.TEXT:
             text = (
                 sa.cast(sa.func.to_json(sa.cast(expr, sa.Text)), sa.Text)
@@ -214,7 +227,7 @@ class _Sql:
             text = sa.cast(sa.func.to_json(day), sa.Text) if self.pg else sa.func.json_quote(day)
         else:
             text = sa.cast(expr, sa.Text)
-        return sa.func.coalesce(text, "null")
+        return text
 
     def json_value(self, expr: Any, kind: Kind) -> Any:
         """SQLite: a value as ``json_object`` should embed it (booleans as JSON true/false)."""
@@ -394,8 +407,8 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
             sa.select(p.c.id, sa.literal(obj), crm_id, stamp, sa.literal(run_id)).where(new)))  # fmt: skip
         new = sa.and_(new, c.c.Id == crm_id)
         conn.execute(sync_state.insert().from_select(
-            ["prospect_id", "crm_object", "values", "synced_at"],
-            sa.select(p.c.id, sa.literal(obj), sql.as_json(_agreed(sql, spec, c, p, now)), stamp).where(new)))  # fmt: skip
+            ["prospect_id", "crm_object", "values", "synced_at", "sparse"],
+            sa.select(p.c.id, sa.literal(obj), sql.as_json(_agreed(sql, spec, c, p, now)), stamp, sa.true()).where(new)))  # fmt: skip
         reason = sa.func.substr(cat(f"new {obj} with email ", c.c.Email), 1, 255, type_=sa.Text)
         conn.execute(sync_audit.insert().from_select(
             ["run_id", "at", "direction", "action", "object", "record_id", "prospect_id", "new", "rule", "evidence", "reason"],
@@ -437,39 +450,53 @@ def sql_kind(column: Any) -> Kind:
 def _taken(sql: _Sql, crm: sa.Table, p: sa.Table, spec: CreationSpec) -> Any:
     """The create audit's ``new``: a JSON object of every non-blank value the prospect took (and its
     owner). A value copied as it is is read from the new prospect (NULL there when it was blank)."""
-    owner = p.c[_OWNER]
-    if sql.pg:
-        written = []
-        for copy in spec.copies:
-            col, kind, value = _copied(sql, crm, copy)
-            written.append(sa.case((sql.blank(col, kind), ""),
-                                   else_=cat(f",{json.dumps(copy.target)}:", sql.literal(value, kind))))  # fmt: skip
-        written.append(
-            sa.case(
-                (owner.is_(None), ""), else_=cat(f",{json.dumps(_OWNER)}:", sql.literal(owner, Kind.INTEGER))
-            )
-        )
-        return cat("{", sa.func.substr(cat(*written), 2, type_=sa.Text), "}")
-    # SQLite: json_object of the values (NULL for blanks) in C; json_patch drops the NULL members
-    flat: list[Any] = []
+    members = []
     for copy in spec.copies:
         col, kind, value = _copied(sql, crm, copy)
-        if (
-            copy.target not in _SET_ON_CREATE
-            and kind is not Kind.NUMBER
-            and kind_of(p.c[copy.target]) is kind
-        ):
-            flat += [copy.target, sql.json_value(p.c[copy.target], kind)]  # as stored: no blank test
+        target = p.c[copy.target]
+        if _as_copied(copy, kind, target):  # as stored: no blank test
+            members.append(_Member(copy.target, target.is_(None), sql.json_text(target, kind)))
         else:
-            flat += [
-                copy.target,
-                sa.case((sql.blank(col, kind), sa.null()), else_=sql.json_value(value, kind)),
-            ]
-    flat += [_OWNER, owner]
-    out: Any = "{}"
-    for start in range(0, len(flat), 120):  # SQLite functions take at most 127 arguments
-        out = sa.func.json_patch(out, sa.func.json_object(*flat[start : start + 120]))
-    return out
+            members.append(_Member(copy.target, sql.blank(col, kind), sql.json_text(value, kind)))
+    owner = p.c[_OWNER]
+    members.append(_Member(_OWNER, owner.is_(None), sql.json_text(owner, Kind.INTEGER)))
+    return _object(sql, members)
+
+
+def _as_copied(copy: Copy, kind: Kind, target: sa.Column[Any]) -> bool:
+    """Whether the new prospect holds this copy's CRM value as it is, NULL for a blank (no default
+    for a blank, no number conversion, one kind on both sides)."""
+    return (
+        copy.target not in _SET_ON_CREATE
+        and copy.conversion is Conversion.COPY
+        and kind is not Kind.NUMBER
+        and kind_of(target) is kind
+    )
+
+
+@dataclass(frozen=True)
+class _Member:
+    """A JSON object's member: its name, when it is left out (an SQL condition) and its value's JSON
+    text (``_Sql.json_text``; anything where the member is left out)."""
+
+    name: str
+    left_out: Any
+    text: Any
+
+
+def _object(sql: _Sql, members: list[_Member]) -> Any:
+    """The text of the JSON object of these members but those left out: each member's text
+    (``,"name":value``, or nothing) concatenated, the first comma dropped — on SQLite in one printf
+    call, where a NULL argument prints as nothing. (SQLite's ``json_object`` cannot leave a member
+    out: dropping its NULL members afterwards with ``json_patch('{}', …)``, which parses the whole
+    object anew, took a tenth longer per statement; naming them "" for one ``replace``, a fifth.)"""
+    parts = []
+    for m in members:
+        head = sa.literal("," + json.dumps(m.name, ensure_ascii=False) + ":", sa.Text)
+        parts.append(
+            sa.case((m.left_out, sa.literal("") if sql.pg else sa.null()), else_=head.concat(m.text))
+        )
+    return cat("{", sa.func.substr(cat(*parts), 2, type_=sa.Text), "}")
 
 
 #: The JSON type a value of each kind has in Python (``jsonable``): what decides whether two values are alike.
@@ -478,27 +505,34 @@ _JSON_TYPE = {Kind.TEXT: "string", Kind.DATE: "string", Kind.DATETIME: "string",
 
 
 def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.datetime) -> Any:
-    """The new prospect's agreed values as ``_agreed_values`` writes them: a field whose two sides are
-    alike (one JSON type, one value) as that bare value, else ``[CRM value as marketing keeps it,
-    marketing value]``. The marketing side is read from the new prospect (its stamps are ``now``)."""
+    """The new prospect's agreed values as ``_agreed_values`` writes them (a sparse row): a field whose
+    two sides are alike (one JSON type, one value) as that bare value, else ``[CRM value as marketing
+    keeps it, marketing value]``, and no member for a field both sides leave empty (NULL). The
+    marketing side is read from the new prospect (its stamps are ``now``)."""
     stamps = {f: now for f in ("createdAt", "updatedAt", "salesforceLastSync")}
-    entries: list[tuple[str, Any]] = []
+    copied = {(c.target, c.source): c for c in spec.copies}
+    members: list[_Member] = []
     for a in spec.agreed:
         if a.field == _OWNER:
             continue  # the owner is below
+        plain = _agreed_copy(sql, a, copied, crm, p)
+        if plain is not None:
+            members.append(plain)
+            continue
         if a.field in stamps:
             ma: Any = sa.literal(now, type_=UTCDateTime())
-            ma_out: Any = sa.literal(json.dumps(jsonable(now)) if sql.pg else jsonable(now))
+            ma_out: Any = sa.literal(json.dumps(jsonable(now)))
         else:
             ma = p.c[a.field]
-            ma_out = sql.literal(ma, a.ma_kind) if sql.pg else sql.json_value(ma, a.ma_kind)
+            ma_out = sql.literal(ma, a.ma_kind)
         both_null = sa.and_(ma.is_(None), sa.true() if a.source is None else crm.c[a.source].is_(None))
+        alike: Any
         if a.source is None:
-            alike, crm_out = both_null, (sa.literal("null") if sql.pg else sa.null())
+            alike, crm_out = sa.false(), sa.literal("null")
         else:
             assert a.crm_kind is not None
             col = crm.c[a.source]
-            value = col
+            value: Any = col
             if a.crm_kind is Kind.NUMBER:  # _to_ma: an integer when whole or when the prospect holds one
                 integer_like = sa.and_(
                     ma.is_not(None), sa.true() if a.ma_kind in (Kind.INTEGER, Kind.BOOLEAN) else sa.false()
@@ -506,33 +540,47 @@ def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.d
                 value = sql.number_as_ma(col, integer_like)
                 whole = sa.or_(col == sql.whole(col), integer_like)
                 if a.ma_kind is Kind.INTEGER:
-                    alike = sa.or_(both_null, sa.and_(whole, sql.whole(col) == ma))
+                    alike = sa.and_(whole, sql.whole(col) == ma)
                 elif a.ma_kind is Kind.NUMBER:
-                    alike = sa.or_(both_null, sa.and_(sa.not_(whole), col == ma))
+                    alike = sa.and_(sa.not_(whole), col == ma)
                 else:
-                    alike = both_null
+                    alike = sa.false()
             elif _JSON_TYPE[a.crm_kind] != _JSON_TYPE[a.ma_kind]:
-                alike = both_null
+                alike = sa.false()
             elif Kind.DATETIME in (a.crm_kind, a.ma_kind) or a.crm_kind is not a.ma_kind:  # compare as JSON
-                alike = sa.or_(both_null, _string(sql, col, a.crm_kind) == _string(sql, ma, a.ma_kind))
+                alike = _string(sql, col, a.crm_kind) == _string(sql, ma, a.ma_kind)
             else:
-                alike = sa.or_(both_null, col == ma)
-            crm_out = sql.literal(value, a.crm_kind) if sql.pg else sql.json_value(value, a.crm_kind)
-        pair = cat("[", crm_out, ",", ma_out, "]") if sql.pg else sa.func.json_array(crm_out, ma_out)
-        entries.append((a.field, sa.case((alike, ma_out), else_=pair)))
-    entries.append(
-        (_OWNER, sql.literal(p.c[_OWNER], Kind.INTEGER) if sql.pg else p.c[_OWNER])
-    )  # both sides: the record's owner's user
-    if sql.pg:
-        return _object_text(entries)
-    flat = [x for entry in entries for x in entry]
-    out = sa.func.json_object(*flat[:120])
-    for start in range(120, len(flat), 120):  # SQLite functions take at most 127 arguments
-        more = flat[start : start + 120]
-        out = sa.func.json_insert(
-            out, *[f"$.{json.dumps(x, ensure_ascii=False)}" if i % 2 == 0 else x for i, x in enumerate(more)]
-        )
-    return out
+                alike = col == ma  # NULL (not alike) where either side is
+            crm_out = sql.literal(value, a.crm_kind)
+        # both sides empty: left out; alike (neither is empty then): the bare value; else the pair
+        text = sa.case((alike, ma_out), else_=cat("[", crm_out, ",", ma_out, "]"))
+        members.append(_Member(a.field, both_null, text))
+    owner = p.c[_OWNER]  # both sides: the record's owner's user
+    members.append(_Member(_OWNER, owner.is_(None), sql.json_text(owner, Kind.INTEGER)))
+    return _object(sql, members)
+
+
+def _agreed_copy(sql: _Sql, a: AgreedPair, copied: dict[tuple[str, str], Copy], crm: sa.Table,
+                 p: sa.Table) -> _Member | None:  # fmt: skip
+    """A field the new prospect copied from the record as it is (``_as_copied``): where the prospect
+    holds a value, both sides hold it alike; where not, the record held nothing (left out) or a
+    blank (a pair). None for the other fields."""
+    copy = copied.get((a.field, a.source)) if a.source is not None else None
+    if (
+        copy is None
+        or a.source is None
+        or a.crm_kind is not a.ma_kind
+        or not _as_copied(copy, a.ma_kind, p.c[a.field])
+    ):
+        return None
+    ma, col = p.c[a.field], crm.c[a.source]
+    if a.ma_kind is not Kind.TEXT:  # only text has blanks other than NULL: the sides are the same
+        return _Member(a.field, ma.is_(None), sql.json_text(ma, a.ma_kind))
+    text = sa.case(
+        (ma.is_not(None), sql.json_text(ma, Kind.TEXT)),
+        else_=cat("[", sql.json_text(col, Kind.TEXT), ",null]"),
+    )
+    return _Member(a.field, sa.and_(ma.is_(None), col.is_(None)), text)
 
 
 def _string(sql: _Sql, expr: Any, kind: Kind) -> Any:
@@ -542,10 +590,3 @@ def _string(sql: _Sql, expr: Any, kind: Kind) -> Any:
     if kind is Kind.DATE and sql.pg:
         return sa.func.to_char(expr, "YYYY-MM-DD")
     return expr
-
-
-def _object_text(entries: list[tuple[str, Any]]) -> Any:
-    parts: list[Any] = []
-    for i, (name, text) in enumerate(entries):
-        parts += [("{" if i == 0 else ",") + json.dumps(name, ensure_ascii=False) + ":", text]
-    return cat(*parts, "}")
