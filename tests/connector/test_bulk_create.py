@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from renkei.clock import FixedClock
+from renkei.connector import bulk as bulk_path
 from renkei.connector import config as c
 from renkei.connector.service import SyncService
 from renkei.core.identity import email_key
@@ -119,7 +121,9 @@ def outcome(engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
         prospects = [dict(r) for r in conn.execute(sa.select(t.prospect)).mappings()]
         links = {r.prospect_id: r.crm_id for r in conn.execute(sa.select(sync_link))}
-        states = {r.prospect_id: (r.crm_object, r.values) for r in conn.execute(sa.select(sync_state))}
+        states = {
+            r.prospect_id: (r.crm_object, r.values, r.sparse) for r in conn.execute(sa.select(sync_state))
+        }
         creates = {r.prospect_id: (r.new, r.rule, r.reason) for r in conn.execute(
             sa.select(sync_audit).where(sync_audit.c.action == "create"))}  # fmt: skip
         errors = [dict(r) for r in conn.execute(sa.select(sync_error)).mappings()]
@@ -155,8 +159,8 @@ def test_bulk_and_per_record_paths_end_alike(
 ) -> None:
     results = []
     for threshold in (0, 10**9):
-        with fresh(_templates, backend, tmp_path) as engine:
-            clock = build(engine, org)
+        with fresh(_templates, backend, tmp_path) as engine, mock.patch.object(bulk_path, "_CHUNK", 3):
+            clock = build(engine, org)  # SQLite: the bulk path's transactions of three pending records
             runs = sync(engine, config(org, threshold), clock)
             assert quiet(runs[-1]) and quiet(runs[-2]), runs
             results.append((outcome(engine), runs[0]["counts"]))
@@ -229,3 +233,35 @@ def test_explain_reads_a_bulk_create(engine: Engine) -> None:
     assert (field["marketingValue"], field["lastWrite"]["runId"], field["lastWrite"]["to"],
             field["lastWrite"]["writtenTo"], field["nextCycle"]["write"]) == ("課長", run["runId"], "課長", "ma", None)  # fmt: skip
     assert svc.rollback(run["runId"])["restored"] == 0  # a run's creates are not undone (as before)
+
+
+def test_a_chunk_rechecks_its_records_when_another_connection_committed(sqlite_engine: Engine) -> None:
+    """SQLite commits the copy a chunk at a time: a prospect someone creates in between with the
+    email of a record still to come takes that record (the planner links them), no duplicate."""
+    engine = sqlite_engine
+    org = {"records": [{"object": "Lead", "Email": f"p{i}@example.jp", "Title": "課長", "OwnerId": LINKED_OWNER,
+                        "Phone": None, "HasOptedOutOfEmail": False} for i in range(6)],
+           "existing": [], "cap": None, "prefer": "contact", "filter": False}  # fmt: skip
+    clock = build(engine, org)
+    commit_chunk = bulk_path._commit_chunk
+    chunks: list[int] = []
+    theirs: list[int] = []
+
+    def someone_writes_after_the_first(*args: Any) -> tuple[int, int]:
+        version, made = commit_chunk(*args)
+        if not chunks:  # between the first chunk and the second, from another connection
+            theirs.append(ProspectService(engine, clock=clock).create({"email": "P5@example.jp"})["id"])
+        chunks.append(made)
+        return version, made
+
+    with (
+        mock.patch.object(bulk_path, "_CHUNK", 2),
+        mock.patch.object(bulk_path, "_commit_chunk", someone_writes_after_the_first),
+    ):
+        out = SyncService(engine, config(org, 0), clock=clock).run()
+    assert chunks == [2, 2, 1] and out["counts"]["ma"]["create"] == 5 and out["counts"]["link"] == 1
+    with engine.connect() as conn:
+        keys = [r.emailKey for r in conn.execute(sa.select(t.prospect.c.emailKey))]
+        linked = conn.execute(sa.select(sync_link.c.prospect_id).join(t.prospect, sync_link.c.prospect_id == t.prospect.c.id)
+                              .where(t.prospect.c.emailKey == "p5@example.jp")).scalar_one()  # fmt: skip
+    assert sorted(keys) == [f"p{i}@example.jp" for i in range(6)] and [linked] == theirs

@@ -80,6 +80,7 @@ class SyncService:
         self._users: tuple[dict[str, int], dict[int, str]] | None = None
         self._mapped: dict[str, list[tuple[FieldMapping, str]]] = {}
         self._plain_pairs: dict[str, list[tuple[str, str]]] = {}
+        self._empty_pairs: dict[str | None, dict[str, Sequence[Any]]] = {}
         self._audit_rows: list[dict[str, Any]] | None = None  # set while a transaction buffers its audit rows
         # the changed prospects as this cycle read them (``_gather``) and those it has written since:
         # the unwritten ones still hold what was read, so ``_agree`` needs no second read of them
@@ -115,6 +116,16 @@ class SyncService:
             self._plain_pairs[obj] = [(m.ma, f) for m, f in self._mappings(obj)]
         return self._plain_pairs[obj]
 
+    def _left_out(self, conn: Connection, obj: str | None) -> dict[str, Sequence[Any]]:
+        """What a sparse agreed-values row of ``obj`` means by a field it does not name: each field
+        ``_agreed_values`` writes for the object (its mapped prospect fields and the owner) as
+        ``[None, None]`` — both sides were empty when they were agreed. Once per cycle."""
+        if obj not in self._empty_pairs:
+            columns = _ptable(conn).c
+            names = [ma for ma, _ in self._field_pairs(obj) if ma in columns] if obj else []
+            self._empty_pairs[obj] = dict.fromkeys([*names, OWNER], _BOTH_EMPTY)
+        return self._empty_pairs[obj]
+
     def _synced_fields(self) -> set[str]:
         """The prospect fields a pair's planning and agreed values look at: the mapped ones, the
         assigned user and the stamps (a narrower read than the whole prospect)."""
@@ -136,7 +147,7 @@ class SyncService:
 
     def _fresh_caches(self) -> None:
         """Forget what a cycle worked out once (user links, mappings): the next reads them anew."""
-        self._users, self._mapped, self._plain_pairs = None, {}, {}
+        self._users, self._mapped, self._plain_pairs, self._empty_pairs = None, {}, {}, {}
 
     def _gather(self) -> _Gathered:
         self._fresh_caches()
@@ -278,12 +289,13 @@ class SyncService:
         loads = json.loads
         for start in range(0, len(pids), _READ_PAGE):
             rows = conn.execute(
-                sa.select(sync_state.c.prospect_id, _STATE_TEXT).where(
-                    sync_state.c.prospect_id.in_(pids[start : start + _READ_PAGE])
-                )
+                sa.select(
+                    sync_state.c.prospect_id, _STATE_TEXT, sync_state.c.crm_object, sync_state.c.sparse
+                ).where(sync_state.c.prospect_id.in_(pids[start : start + _READ_PAGE]))
             )
-            for pid, values in rows:
-                out[int(pid)] = _pairs(loads(values) if isinstance(values, str) else values)
+            for pid, values, obj, sparse in rows:
+                decoded = loads(values) if isinstance(values, str) else values
+                out[int(pid)] = _pairs(decoded, self._left_out(conn, obj) if sparse else None)
         return out
 
     def _owner_values(self, conn: Connection, crm_owner: str | None) -> int | None:
@@ -551,7 +563,7 @@ class SyncService:
                 rec, prospect = records.get(str(op.record_id)), created[pid]
                 if rec is None:
                     continue
-                states.append({"prospect_id": pid, "crm_object": obj, "synced_at": now,
+                states.append({"prospect_id": pid, "crm_object": obj, "synced_at": now, "sparse": True,
                                "values": self._agreed_values(obj, rec, prospect, owners.get(rec.get("OwnerId")))})  # fmt: skip
         if states:
             conn.execute(sync_state.insert(), states)
@@ -578,8 +590,9 @@ class SyncService:
         # new pair's update op, planned after this one, records its own when it writes
         conn.execute(sync_state.delete().where(sync_state.c.prospect_id == op.prospect_id))
         if op.agreed:
+            # not sparse: the fields it leaves out start anew (first-sync rules), not as agreed blanks
             _save_states(conn, [{"prospect_id": op.prospect_id, "crm_object": new_obj, "values": dict(op.agreed),
-                                 "synced_at": self.clock.now()}])  # fmt: skip
+                                 "synced_at": self.clock.now(), "sparse": False}])  # fmt: skip
         if new_obj == "Contact" and op.object == "Lead":
             conn.execute(t.prospect.update().where(t.prospect.c.id == op.prospect_id).values(
                 salesforceLeadId=op.record_id, convertedAt=sa.func.coalesce(t.prospect.c.convertedAt, self.clock.now())))  # fmt: skip
@@ -705,21 +718,30 @@ class SyncService:
                 values = self._agreed_values(
                     op.object, rec, prospect, self._owner_values(conn, rec.get("OwnerId"))
                 )
-                rows[pid] = {"prospect_id": pid, "crm_object": op.object, "values": values, "synced_at": now}
+                rows[pid] = {
+                    "prospect_id": pid,
+                    "crm_object": op.object,
+                    "values": values,
+                    "synced_at": now,
+                    "sparse": True,
+                }
         if rows:
             _save_states(conn, list(rows.values()))
 
     def _agreed_values(self, obj: str, rec: Mapping[str, Any], prospect: Mapping[str, Any],
                        crm_owner: int | None) -> dict[str, Any]:  # fmt: skip
-        """One prospect's agreed values: field → the value when both sides hold it alike (one JSON
-        type, one value: most fields, kept bare to keep a million rows small), else [CRM value as
-        marketing keeps it, marketing value] (``_pairs`` reads both)."""
+        """One prospect's agreed values, a sparse row: field → the value when both sides hold it
+        alike (one JSON type, one value: most fields, kept bare to keep a million rows small), else
+        [CRM value as marketing keeps it, marketing value] (``_pairs`` reads both); a field both
+        sides leave empty (null) is left out (``_left_out``: read as [None, None])."""
         values: dict[str, Any] = {}
         for ma, f in self._field_pairs(
             obj
         ):  # the hottest loop of a busy cycle: plain tuples, no calls for plain values
             if ma in prospect:
                 ma_value, crm_value = prospect[ma], rec.get(f)
+                if ma_value is None and crm_value is None:
+                    continue
                 if isinstance(crm_value, float):
                     crm_value = to_ma(crm_value, ma_value)
                 if type(crm_value) not in _AS_IS:
@@ -730,7 +752,8 @@ class SyncService:
                 values[ma] = (ma_value if type(crm_value) is kind and kind in _AS_IS and crm_value == ma_value
                               else [crm_value, ma_value])  # fmt: skip
         ma_owner = prospect.get(OWNER)
-        values[OWNER] = crm_owner if _alike(crm_owner, ma_owner) else [crm_owner, ma_owner]
+        if crm_owner is not None or ma_owner is not None:
+            values[OWNER] = crm_owner if _alike(crm_owner, ma_owner) else [crm_owner, ma_owner]
         return values
 
     def _write_crm_updates(
@@ -1078,12 +1101,15 @@ class SyncService:
             forgotten: dict[int, set[str]] = {}  # the restored values are the agreed ones now
             for r in rows:
                 forgotten.setdefault(r["prospect_id"], set()).add(r["field"])
-            for pid, values in conn.execute(sa.select(sync_state.c.prospect_id, _STATE_VALUES)
-                                            .where(sync_state.c.prospect_id.in_(list(forgotten)))).all():  # fmt: skip
+            for pid, values, obj, sparse in conn.execute(
+                sa.select(sync_state.c.prospect_id, _STATE_VALUES, sync_state.c.crm_object, sync_state.c.sparse)
+                .where(sync_state.c.prospect_id.in_(list(forgotten)))).all():  # fmt: skip
+                if sparse:  # its empty fields spelled out: the row stops being sparse, so that a
+                    # field it no longer names is one never synced (not one agreed empty)
+                    values = {**dict.fromkeys(self._left_out(conn, obj)), **values}
                 kept = {f: v for f, v in values.items() if f not in forgotten[pid]}
-                conn.execute(
-                    sync_state.update().where(sync_state.c.prospect_id == pid).values({"values": kept})
-                )
+                conn.execute(sync_state.update().where(sync_state.c.prospect_id == pid)
+                             .values({"values": kept, "sparse": False}))  # fmt: skip
         return {"runId": new_run, "rolledBack": run_id, "restored": restored, "skipped": skipped}
 
     def _crm_field(self, obj: str, ma_field: str) -> str:
@@ -1277,7 +1303,8 @@ def _save_states(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     stmt = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(sync_state)
     excluded = stmt.excluded
     executemany(conn, stmt.on_conflict_do_update(index_elements=[sync_state.c.prospect_id], set_={
-        "crm_object": excluded.crm_object, "values": excluded["values"], "synced_at": excluded.synced_at}), rows)  # fmt: skip
+        "crm_object": excluded.crm_object, "values": excluded["values"], "synced_at": excluded.synced_at,
+        "sparse": excluded.sparse}), rows)  # fmt: skip
 
 
 def _prospect_rows(
@@ -1341,12 +1368,24 @@ def _stamp(rec: Mapping[str, Any]) -> dt.datetime:
     return rec.get("SystemModstamp") or dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
-def _pairs(values: dict[str, Any] | None) -> dict[str, Sequence[Any]]:
+#: A field both sides held empty when they were agreed (what a sparse row leaves out).
+_BOTH_EMPTY: Sequence[Any] = (None, None)
+
+
+def _pairs(
+    values: dict[str, Any] | None, left_out: Mapping[str, Sequence[Any]] | None = None
+) -> dict[str, Sequence[Any]]:
     """Agreed values as the judge takes them: field → [CRM value, marketing value] (a bare value
-    stands for both sides: ``_agreed_values`` stores alike sides so)."""
+    stands for both sides: ``_agreed_values`` stores alike sides so). ``left_out``: for a sparse
+    row, the fields it means by not naming them (``SyncService._left_out``: [None, None] each)."""
     if values is None:
-        return {}
-    return {f: v if v.__class__ is list else [v, v] for f, v in values.items()}  # no type() calls: 3x faster
+        return dict(left_out) if left_out else {}
+    pairs: dict[str, Sequence[Any]] = {
+        f: v if v.__class__ is list else [v, v] for f, v in values.items()
+    }  # no type() calls: 3x faster
+    if left_out:
+        return {**left_out, **pairs}
+    return pairs
 
 
 def _alike(crm_value: Any, ma_value: Any) -> bool:

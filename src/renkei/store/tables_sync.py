@@ -23,6 +23,10 @@ sync_link = sa.Table(
 #: pseudo-field ``assignedToId``) to ``[crm_value_as_marketing_keeps_it, marketing_value]``, or to
 #: the bare value where both sides hold it alike (one JSON type, one value: most fields).
 #: ``crm_object`` is the object the values were agreed with (NULL for rows migrated without a link).
+#: A ``sparse`` row (every row a sync writes after sync_0004) leaves out the fields both sides held
+#: empty (null): each mapped field of ``crm_object`` it does not name reads as ``[null, null]``. In
+#: a row that is not sparse (written before sync_0004, or the values a link move carries over, or a
+#: rollback's) a field it does not name was never synced (the judge's first-sync rules).
 sync_state = sa.Table(
     "sync_state",
     metadata,
@@ -30,6 +34,7 @@ sync_state = sa.Table(
     sa.Column("crm_object", sa.String(40)),
     sa.Column("values", sa.JSON(), nullable=False),
     sa.Column("synced_at", UTCDateTime(), nullable=False),
+    sa.Column("sparse", sa.Boolean(), nullable=False, server_default=sa.false()),
 )
 
 sync_watermark = sa.Table(

@@ -95,7 +95,10 @@ class MarketingView(Protocol):
         """One whole prospect (None when there is none)."""
 
     def states(self, prospect_ids: Sequence[int]) -> Mapping[int, Mapping[str, Sequence[Any]]]:
-        """Agreed values by prospect: field → [CRM value as marketing keeps it, marketing value]."""
+        """Agreed values by prospect: field → [CRM value as marketing keeps it, marketing value]. A
+        prospect without agreed values is left out (never synced: first-sync rules); a field left out
+        of a prospect's values was never synced either (a field both sides left empty at the last
+        sync is there as [None, None], even where the store keeps it as no entry at all)."""
 
     def prospects_by_key(self, keys: set[str]) -> Mapping[str, list[dict[str, Any]]]:
         """Prospects (``id``, ``isDeleted``) per email key."""
