@@ -40,6 +40,7 @@ from renkei.crm.service import CrmService
 from renkei.errors import InputError, NotFoundError
 from renkei.store import tables as t
 from renkei.store.bulkexec import executemany
+from renkei.store.db import row_dicts
 from renkei.store.tables_sync import (
     sync_audit,
     sync_error,
@@ -959,7 +960,7 @@ class SyncService:
                 (m.ma, crm_field, m.rule.value, m.sync_blanks, rec.get(crm_field))
                 for m, crm_field in self.config.mappings(obj)
             ]
-            owner_as_user = self._user_links(conn)[0].get(str(rec.get("OwnerId") or ""))
+            owner_as_user = self._owner_values(conn, rec.get("OwnerId"))
             explained.append((OWNER, "OwnerId", Rule.MOST_RECENT.value, False, owner_as_user))
             for ma_field, crm_field, rule, sync_blanks, crm_as_ma in explained:
                 if field_name and field_name not in (ma_field, crm_field):
@@ -1357,11 +1358,8 @@ def _next_cycle(planned: _Next, ma_field: str, crm_value: Any, ma_value: Any) ->
 
 
 def _rows_by_id(result: sa.CursorResult[Any]) -> dict[int, dict[str, Any]]:
-    """Rows as dicts by their ``id``: tuples zipped with the column names (a mapping row each costs
-    a third more on the thousands of rows a busy cycle reads)."""
-    keys = tuple(result.keys())
-    at = keys.index("id")
-    return {int(row[at]): dict(zip(keys, row, strict=True)) for row in result}
+    """Rows as dicts (``row_dicts``) by their ``id``."""
+    return {int(row["id"]): row for row in row_dicts(result)}
 
 
 def _stamp(rec: Mapping[str, Any]) -> dt.datetime:

