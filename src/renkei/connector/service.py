@@ -85,7 +85,7 @@ class SyncService:
         self._audit_rows: list[dict[str, Any]] | None = None  # set while a transaction buffers its audit rows
         # the changed prospects as this cycle read them (``_gather``) and those it has written since:
         # the unwritten ones still hold what was read, so ``_agree`` needs no second read of them
-        self._read_prospects: Mapping[int, Mapping[str, Any]] = {}
+        self._read_prospects: dict[int, Mapping[str, Any]] = {}
         self._written_prospects: set[int] = set()
         # what this cycle's pair updates wrote to prospects it had read (plain values only): the
         # prospect as agreed is then what was read with these applied, not a read-back
@@ -239,7 +239,8 @@ class SyncService:
         latest = max(((r["updatedAt"], r["id"]) for r in prospects.values() if r["updatedAt"]), default=None)
         if top is not None and (latest is None or (top.updatedAt, top.id) > latest):
             latest = (top.updatedAt, int(top.id))
-        self._read_prospects, self._written_prospects, self._pair_writes = prospects, set(), {}
+        # what the cycle read of each prospect (the planner's reads of linked records' prospects join it)
+        self._read_prospects, self._written_prospects, self._pair_writes = dict(prospects), set(), {}
         return _Gathered(crm, prospects, new_cursors, latest or ma_mark, mirrored, len(queued))
 
     # -- planning (pure over the gathered inputs and the store's state) ----------------------
@@ -1259,7 +1260,14 @@ class _View:
         return int(self.conn.execute(sa.select(sa.func.count()).select_from(sync_link)).scalar_one())
 
     def prospects(self, prospect_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        return _prospect_rows(self.conn, self._p(), prospect_ids, self.svc._synced_fields())
+        rows = _prospect_rows(self.conn, self._p(), prospect_ids, self.svc._synced_fields())
+        read = self.svc._read_prospects
+        for (
+            pid,
+            row,
+        ) in rows.items():  # the agreed values of the pairs written from these rows start from them
+            read.setdefault(pid, row)
+        return rows
 
     def prospect_row(self, prospect_id: int) -> dict[str, Any] | None:
         p = self._p()
