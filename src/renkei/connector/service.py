@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -82,6 +83,7 @@ class SyncService:
         self._mapped: dict[str, list[tuple[FieldMapping, str]]] = {}
         self._plain_pairs: dict[str, list[tuple[str, str]]] = {}
         self._empty_pairs: dict[str | None, dict[str, Sequence[Any]]] = {}
+        self._columns: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._audit_rows: list[dict[str, Any]] | None = None  # set while a transaction buffers its audit rows
         # the changed prospects as this cycle read them (``_gather``) and those it has written since:
         # the unwritten ones still hold what was read, so ``_agree`` needs no second read of them
@@ -117,6 +119,13 @@ class SyncService:
             self._plain_pairs[obj] = [(m.ma, f) for m, f in self._mappings(obj)]
         return self._plain_pairs[obj]
 
+    def _pair_columns(self, obj: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The object's (marketing fields, CRM fields) in mapping order, once per cycle."""
+        if obj not in self._columns:
+            pairs = self._field_pairs(obj)
+            self._columns[obj] = (tuple(ma for ma, _ in pairs), tuple(f for _, f in pairs))
+        return self._columns[obj]
+
     def _left_out(self, conn: Connection, obj: str | None) -> dict[str, Sequence[Any]]:
         """What a sparse agreed-values row of ``obj`` means by a field it does not name: each field
         ``_agreed_values`` writes for the object (its mapped prospect fields and the owner) as
@@ -149,6 +158,7 @@ class SyncService:
     def _fresh_caches(self) -> None:
         """Forget what a cycle worked out once (user links, mappings): the next reads them anew."""
         self._users, self._mapped, self._plain_pairs, self._empty_pairs = None, {}, {}, {}
+        self._columns = {}
 
     def _gather(self) -> _Gathered:
         self._fresh_caches()
@@ -737,22 +747,30 @@ class SyncService:
         [CRM value as marketing keeps it, marketing value] (``_pairs`` reads both); a field both
         sides leave empty (null) is left out (``_left_out``: read as [None, None])."""
         values: dict[str, Any] = {}
-        for ma, f in self._field_pairs(
-            obj
-        ):  # the hottest loop of a busy cycle: plain tuples, no calls for plain values
-            if ma in prospect:
-                ma_value, crm_value = prospect[ma], rec.get(f)
-                if ma_value is None and crm_value is None:
+        names, crm_fields = self._pair_columns(obj)
+        # the hottest loop of a busy cycle: the values fetched by C-level maps (a field the prospect
+        # row lacks comes as _ABSENT and is passed over), alike plain values stored with no call
+        for ma, crm_value, ma_value in zip(names, map(rec.get, crm_fields), map(prospect.get, names, _ABSENTS),
+                                           strict=False):  # fmt: skip
+            if ma_value is None:
+                if crm_value is None:
                     continue
-                if isinstance(crm_value, float):
-                    crm_value = to_ma(crm_value, ma_value)
-                if type(crm_value) not in _AS_IS:
-                    crm_value = _jsonable(crm_value)
-                if type(ma_value) not in _AS_IS:
-                    ma_value = _jsonable(ma_value)
-                kind = type(ma_value)  # alike: one plain JSON type, one value (as _alike, inlined)
-                values[ma] = (ma_value if type(crm_value) is kind and kind in _AS_IS and crm_value == ma_value
-                              else [crm_value, ma_value])  # fmt: skip
+            elif ma_value is _ABSENT:
+                continue
+            elif (
+                type(ma_value) is type(crm_value) and type(ma_value) in _PLAIN_ALIKE and ma_value == crm_value
+            ):
+                values[ma] = ma_value
+                continue
+            if isinstance(crm_value, float):
+                crm_value = to_ma(crm_value, ma_value)
+            if type(crm_value) not in _AS_IS:
+                crm_value = _jsonable(crm_value)
+            if type(ma_value) not in _AS_IS:
+                ma_value = _jsonable(ma_value)
+            kind = type(ma_value)  # alike: one plain JSON type, one value (as _alike, inlined)
+            values[ma] = (ma_value if type(crm_value) is kind and kind in _AS_IS and crm_value == ma_value
+                          else [crm_value, ma_value])  # fmt: skip
         ma_owner = prospect.get(OWNER)
         if crm_owner is not None or ma_owner is not None:
             values[OWNER] = crm_owner if _alike(crm_owner, ma_owner) else [crm_owner, ma_owner]
@@ -1424,6 +1442,10 @@ def _kind(code: str) -> str:
 _AS_IS = (str, int, bool, float, type(None))  # values JSON keeps as they are (``_jsonable`` returns them)
 #: Values a prospect column stores and returns unchanged (a float or a date-time may come back converted).
 _PLAIN_WRITE = (str, int, bool, type(None))
+#: Types whose equal values are alike as they are (no conversion: ``to_ma`` changes floats).
+_PLAIN_ALIKE = (str, int, bool)
+_ABSENT: Any = object()  # a field a row does not have
+_ABSENTS = itertools.repeat(_ABSENT)
 
 
 def _to_crm(value: Any) -> Any:

@@ -23,6 +23,7 @@ The decisions, in the order a cycle meets them:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,6 +36,8 @@ from renkei.core.sync.ports import CrmAdapter, QueriesMany, ReadsManyRecords
 
 #: The prospect field that follows the CRM record's ``OwnerId`` through the user links.
 OWNER = "assignedToId"
+_ABSENT: Any = object()  # a field a row does not have
+_ABSENTS = itertools.repeat(_ABSENT)
 #: The CRM objects prospects sync with.
 CRM_OBJECTS = ("Lead", "Contact")
 
@@ -140,6 +143,12 @@ class Planner:
         self._changes: Mapping[str, Mapping[str, Mapping[str, Any]]] = {}
         self._mapped: dict[str, Sequence[tuple[Mapping_, str]]] = {}
         self._judged_fields: dict[str, list[tuple[Mapping_, str, str]]] = {}
+        self._judged_cols: dict[
+            str, tuple[list[tuple[Mapping_, str, str]], tuple[str, ...], tuple[str, ...]]
+        ] = {}
+        self._mapped_cols: dict[
+            str, tuple[Sequence[tuple[Mapping_, str]], tuple[str, ...], tuple[str, ...]]
+        ] = {}
 
     def _judged(self, obj: str) -> list[tuple[Mapping_, str, str]]:
         """(mapping, prospect field, CRM field) of the object's pairs whose CRM field it has, once per cycle."""
@@ -147,6 +156,28 @@ class Planner:
             describe = self.store.field_names(obj)
             self._judged_fields[obj] = [(m, m.ma, f) for m, f in self.mappings(obj) if f in describe]
         return self._judged_fields[obj]
+
+    def _judged_columns(
+        self, obj: str
+    ) -> tuple[list[tuple[Mapping_, str, str]], tuple[str, ...], tuple[str, ...]]:
+        """``_judged(obj)`` with its prospect fields and CRM fields as tuples (for C-level fetching)."""
+        if obj not in self._judged_cols:
+            judged = self._judged(obj)
+            self._judged_cols[obj] = (
+                judged,
+                tuple(ma for _, ma, _ in judged),
+                tuple(f for _, _, f in judged),
+            )
+        return self._judged_cols[obj]
+
+    def _mapped_columns(
+        self, obj: str
+    ) -> tuple[Sequence[tuple[Mapping_, str]], tuple[str, ...], tuple[str, ...]]:
+        """``mappings(obj)`` with its prospect fields and CRM fields as tuples."""
+        if obj not in self._mapped_cols:
+            pairs = self.mappings(obj)
+            self._mapped_cols[obj] = (pairs, tuple(m.ma for m, _ in pairs), tuple(f for _, f in pairs))
+        return self._mapped_cols[obj]
 
     def mappings(self, obj: str) -> Sequence[tuple[Mapping_, str]]:
         """The object's field pairs, worked out once per cycle."""
@@ -555,16 +586,30 @@ class Planner:
         was left with different values on the two sides (a blank that lost to a value is not
         written, so the sides may stay apart) while the prospect holds a value: the prospect is now
         the newer record, so its value goes to the CRM as the rule says."""
-        for m, _ in self.mappings(obj):
-            f = m.ma
-            if f not in prospect:
+        pairs, names, _ = self._mapped_columns(obj)
+        most_recent = Rule.MOST_RECENT
+        for (m, _), value, pair in zip(
+            pairs, map(prospect.get, names, _ABSENTS), map(state.get, names), strict=False
+        ):
+            if value is _ABSENT:
                 continue
-            if f not in state:
+            if pair is None:
                 return False
-            value, (agreed_crm, agreed) = prospect.get(f), state[f]
-            if not plainly_same(value, agreed) and not same(_jsonable(value), agreed):
+            agreed_crm, agreed = pair
+            if (
+                not (  # plainly_same(value, agreed), inlined: this runs for every field of every edited prospect
+                    (value is None and agreed is None)
+                    or (type(value) is type(agreed) and type(value) in PLAIN and value == agreed)
+                )
+                and not same(_jsonable(value), agreed)
+            ):
                 return False
-            if m.rule is Rule.MOST_RECENT and not is_blank(value) and not same(agreed_crm, agreed):
+            if (
+                m.rule is most_recent
+                and not plainly_same(agreed_crm, agreed)
+                and not is_blank(value)
+                and not same(agreed_crm, agreed)
+            ):
                 return False
         if OWNER not in state:
             return False
@@ -574,11 +619,17 @@ class Planner:
     def _crm_changed(self, obj: str, rec: Mapping[str, Any], state: Mapping[str, Sequence[Any]]) -> bool:
         """Whether any synced field of the CRM record differs from its agreed value (compared as
         stored: JSON types, so a date-time the CRM returns equals its agreed ISO text)."""
-        for m, crm_field in self.mappings(obj):
-            if m.ma in state:
-                value, agreed = rec.get(crm_field), state[m.ma][0]
-                if not plainly_same(value, agreed) and not same(_jsonable(to_ma(value, agreed)), agreed):
-                    return True
+        _, names, crm_fields = self._mapped_columns(obj)
+        for value, pair in zip(map(rec.get, crm_fields), map(state.get, names), strict=False):
+            if pair is None:
+                continue
+            agreed = pair[0]
+            if (value is None and agreed is None) or (
+                type(value) is type(agreed) and type(value) in PLAIN and value == agreed
+            ):
+                continue  # plainly_same, inlined
+            if not same(_jsonable(to_ma(value, agreed)), agreed):
+                return True
         return False
 
     def decisions(self, obj: str, rec: Mapping[str, Any], prospect: Mapping[str, Any],
@@ -606,16 +657,22 @@ class Planner:
         writes = []
         # the hottest loop of a busy cycle (pairs × mapped fields): the fields judged on this object
         # worked out once per cycle, and equal values passed over before any call
-        for m, ma, crm_field in self._judged(obj):
-            if ma not in prospect:
+        judged, names, crm_fields = self._judged_columns(obj)
+        for (m, ma, crm_field), crm_value, ma_value in zip(
+            judged, map(rec.get, crm_fields), map(prospect.get, names, _ABSENTS), strict=False
+        ):
+            # equal values never conflict: the judge would write nothing (as plainly_same)
+            if ma_value is None:
+                if crm_value is None:
+                    continue
+            elif ma_value is _ABSENT:
+                continue  # a field the prospect row does not have
+            elif type(crm_value) is type(ma_value) and type(ma_value) in PLAIN and crm_value == ma_value:
                 continue
-            ma_value, crm_value = prospect[ma], rec.get(crm_field)
             if type(crm_value) is float:
                 crm_value = to_ma(crm_value, ma_value)
-            if (crm_value is None and ma_value is None) or (
-                type(crm_value) is type(ma_value) and type(ma_value) in PLAIN and crm_value == ma_value
-            ):
-                continue  # equal values never conflict: the judge would write nothing (as plainly_same)
+                if plainly_same(crm_value, ma_value):
+                    continue
             if ma == "email" and email_key(crm_value) == email_key(ma_value):
                 continue  # the same address (case, width and spaces are not differences)
             last = state.get(m.ma)
