@@ -99,3 +99,30 @@ def test_fused_date_time_processing_stores_and_reads_what_the_generic_one_does(e
             assert got[-1][0][0] == "ValueError"
     finally:
         _PAIR.drop(engine)
+
+
+def test_a_new_sqlite_database_takes_the_page_size_setting_and_an_existing_one_keeps_its_own(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from renkei.errors import ConfigError
+    from renkei.store.db import DEFAULT_PAGE_SIZE, make_engine
+
+    def page_size(path: Any) -> int:
+        engine = make_engine(f"sqlite:///{path}")
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("CREATE TABLE IF NOT EXISTS t (x INTEGER)"))
+                conn.commit()
+                return int(conn.execute(sa.text("PRAGMA page_size")).scalar_one())
+        finally:
+            engine.dispose()
+
+    monkeypatch.delenv("RENKEI_SQLITE_PAGE_SIZE", raising=False)
+    assert page_size(tmp_path / "new.db") == DEFAULT_PAGE_SIZE == 4096
+    monkeypatch.setenv("RENKEI_SQLITE_PAGE_SIZE", "2048")
+    assert page_size(tmp_path / "other.db") == 2048
+    assert page_size(tmp_path / "new.db") == 4096  # a file with tables keeps the size it was made with
+    for bad in ("3000", "abc", "256", "131072"):
+        monkeypatch.setenv("RENKEI_SQLITE_PAGE_SIZE", bad)
+        with pytest.raises(ConfigError, match="RENKEI_SQLITE_PAGE_SIZE must be a power of two"):
+            make_engine(f"sqlite:///{tmp_path / 'bad.db'}")
