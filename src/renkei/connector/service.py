@@ -8,6 +8,7 @@ what the next ``run()`` will do.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gc
 import itertools
@@ -92,6 +93,8 @@ class SyncService:
         # what this cycle's pair updates wrote to prospects it had read (plain values only): the
         # prospect as agreed is then what was read with these applied, not a read-back
         self._pair_writes: dict[int, dict[str, Any]] = {}
+        # pair updates left for the next cycle: their prospect was edited after this cycle read it
+        self._deferred: list[Op] = []
 
     def _field_names(self, obj: str) -> frozenset[str]:
         """The CRM object's field names, described once per service (one cycle)."""
@@ -251,6 +254,7 @@ class SyncService:
             latest = (top.updatedAt, int(top.id))
         # what the cycle read of each prospect (the planner's reads of linked records' prospects join it)
         self._read_prospects, self._written_prospects, self._pair_writes = dict(prospects), set(), {}
+        self._deferred = []
         return _Gathered(crm, prospects, new_cursors, latest or ma_mark, mirrored, len(queued))
 
     # -- planning (pure over the gathered inputs and the store's state) ----------------------
@@ -355,7 +359,7 @@ class SyncService:
             if gathered.ma_mark is not None:
                 self._save_mark(conn, "ma:prospect", gathered.ma_mark[0], str(gathered.ma_mark[1]))
             conn.execute(sync_queue.delete().where(sync_queue.c.enqueued_at <= started))
-            counts = _counts(ops)
+            counts = _counts(_with_deferred(ops, self._deferred))
             counts["ma"]["create"] += bulk_created
             conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(
                 finished_at=self.clock.now(), status="done", counts=counts))  # fmt: skip
@@ -642,39 +646,69 @@ class SyncService:
     def _write_prospect(self, conn: Connection, run_id: int, ops: Sequence[Op], now: dt.datetime) -> list[Op]:
         """Write the prospect side of a batch of pair updates (one executemany per set of columns), audit
         them, and record the agreed values of the pairs that need no CRM write. Returns the ops that
-        have CRM writes to make."""
+        have CRM writes to make.
+
+        A prospect the cycle read is written only if it is still as read (its ``updatedAt``): a user's
+        edit made since the cycle read it is neither overwritten nor passed off as the connector's own
+        write. Such a pair is left whole for the next cycle, which reads the edit and judges it with
+        the CRM's change (the op becomes a SKIP in the run's counts, ``_deferred``)."""
         p = _ptable(conn)
-        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        agreed: list[Op] = []
-        to_crm: list[Op] = []
+        entries: list[tuple[Op, dict[str, Any]]] = []  # in op order, with each op's prospect write
+        groups: dict[tuple[tuple[str, ...], bool], list[tuple[Op, dict[str, Any]]]] = {}
         written, pair_writes, read = self._written_prospects, self._pair_writes, self._read_prospects
-        # the audit rows built here directly (what ``_audit`` builds, one stamp for the batch): this
-        # loop runs once per changed pair, so per-write calls and lookups add up
-        audit = self._audit_rows if self._audit_rows is not None else []
         ma, crm = Side.MA, Side.CRM
         for op in ops:
             writes = [w for w in op.writes if w.to is ma]
-            if writes:
-                pid = op.prospect_id
-                values = {w.ma_field: w.new for w in writes}
-                if "email" in values:
-                    values["emailKey"] = email_key(values["email"])
-                values["updatedAt"] = values["salesforceLastSync"] = (
-                    now  # equal stamps mark our own write (planner.own_write)
-                )
-                by_columns.setdefault(tuple(sorted(values)), []).append({**values, "_pid": pid})
-                key = int(pid or 0)
+            if not writes:
+                entries.append((op, {}))
+                continue
+            key = int(op.prospect_id or 0)
+            values = {w.ma_field: w.new for w in writes}
+            if "email" in values:
+                values["emailKey"] = email_key(values["email"])
+            # the prospect's updatedAt as this cycle last saw it (read, or stamped by its own write)
+            seen = pair_writes[key]["updatedAt"] if key in pair_writes else (
+                read[key].get("updatedAt") if key in read and key not in written else None)  # fmt: skip
+            values["updatedAt"] = values["salesforceLastSync"] = (
+                now  # equal stamps: our own write (own_write)
+            )
+            params = {**values, "_pid": op.prospect_id}
+            if seen is not None:
+                params["_seen"] = seen
+            entries.append((op, params))
+            groups.setdefault((tuple(sorted(values)), seen is not None), []).append((op, params))
+        update = p.update().where(p.c.id == sa.bindparam("_pid"))
+        guarded = update.where(p.c.updatedAt == sa.bindparam("_seen", type_=p.c.updatedAt.type))
+        changed: set[int] = set()  # prospects edited since the cycle read them: not written
+        for (_, guard), members in groups.items():
+            params_ = [params for _, params in members]
+            done = executemany(conn, guarded if guard else update, params_)
+            if guard and done != len(params_):
+                changed |= _not_written(conn, p, [int(op.prospect_id or 0) for op, _ in members], now)
+        # the audit rows built here directly (what ``_audit`` builds, one stamp for the batch): this
+        # loop runs once per changed pair, so per-write calls and lookups add up
+        audit = self._audit_rows if self._audit_rows is not None else []
+        agreed: list[Op] = []
+        to_crm: list[Op] = []
+        for op, params in entries:
+            key = int(op.prospect_id or 0)
+            if key in changed:
+                self._deferred.append(op)
+                continue
+            if params:
+                writes = [w for w in op.writes if w.to is ma]
                 if key in read and all(type(w.new) in _PLAIN_WRITE for w in writes):
+                    values = {k: v for k, v in params.items() if k not in ("_pid", "_seen")}
                     pair_writes.setdefault(key, {}).update(values)  # stored as written: no read-back
                 else:
                     written.add(key)
-                record_id = str(pid)
-                audit += [_write_audit(run_id, now, "ma", "prospect", record_id, pid, w) for w in writes]
+                record_id = str(op.prospect_id)
+                audit += [
+                    _write_audit(run_id, now, "ma", "prospect", record_id, op.prospect_id, w) for w in writes
+                ]
             (to_crm if any(w.to is crm for w in op.writes) else agreed).append(op)
         if audit is not self._audit_rows:
             self._flush(conn, audit)
-        for params in by_columns.values():
-            executemany(conn, p.update().where(p.c.id == sa.bindparam("_pid")), params)
         self._agree(conn, agreed, now)
         return to_crm
 
@@ -1334,6 +1368,17 @@ def _save_states(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         "sparse": excluded.sparse}), rows)  # fmt: skip
 
 
+def _not_written(conn: Connection, p: sa.Table, pids: Sequence[int], now: dt.datetime) -> set[int]:
+    """Which of these prospects a guarded write just left alone (edited since the cycle read them):
+    those not holding the write's stamps (the transaction holds the write lock: nothing moves)."""
+    out: set[int] = set()
+    for start in range(0, len(pids), 500):
+        rows = conn.execute(sa.select(p.c.id, p.c.updatedAt, p.c.salesforceLastSync)
+                            .where(p.c.id.in_(pids[start : start + 500])))  # fmt: skip
+        out |= {int(r.id) for r in rows if not (r.updatedAt == now and r.salesforceLastSync == now)}
+    return out
+
+
 def _prospect_rows(
     conn: Connection, p: sa.Table, pids: Sequence[int], fields: Iterable[str]
 ) -> dict[int, dict[str, Any]]:
@@ -1458,6 +1503,16 @@ def _from_json(column: Any, value: Any) -> Any:
     if isinstance(column.type, sa.DateTime) or column.type.__class__.__name__ == "UTCDateTime":
         return dt.datetime.fromisoformat(value)
     return value
+
+
+def _with_deferred(ops: Sequence[Op], deferred: Sequence[Op]) -> list[Op]:
+    """The cycle's ops with those it left for the next cycle as skips (their reason says why)."""
+    if not deferred:
+        return list(ops)
+    left = {id(op) for op in deferred}
+    return [dataclasses.replace(op, action=Action.SKIP, side=None, writes=(),
+                                reason="the prospect was edited while the cycle ran: judged again next cycle")
+            if id(op) in left else op for op in ops]  # fmt: skip
 
 
 def _counts(ops: Iterable[Op]) -> dict[str, Any]:

@@ -33,11 +33,12 @@ def _last_kept(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return run
 
 
-def executemany(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, Any]]) -> None:
+def executemany(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, Any]]) -> int:
     """Execute ``stmt`` (an INSERT, UPDATE or upsert with bind parameters named as the rows' keys)
-    once per row. Every row must have the first row's keys."""
+    once per row. Every row must have the first row's keys. Returns the rows it changed, summed
+    over the parameter sets (the driver's ``rowcount``; -1 where the driver does not count)."""
     if not rows:
-        return
+        return 0
     dialect = conn.dialect
     compiled = stmt.compile(dialect=dialect, column_keys=list(rows[0]))
     defaults = compiled.construct_params(params=dict(rows[0]))  # literal binds besides the rows
@@ -66,4 +67,4 @@ def executemany(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, 
         escaped = getattr(compiled, "escaped_bind_names", None) or {}
         named = [(escaped.get(n, n), n, p) for n, p in plan]
         params = [{e: row[n] if p is None else p(row[n]) for e, n, p in named} for row in rows]
-    conn.exec_driver_sql(sql, params)
+    return int(conn.exec_driver_sql(sql, params).rowcount)
