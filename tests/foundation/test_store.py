@@ -126,3 +126,52 @@ def test_a_new_sqlite_database_takes_the_page_size_setting_and_an_existing_one_k
         monkeypatch.setenv("RENKEI_SQLITE_PAGE_SIZE", bad)
         with pytest.raises(ConfigError, match="RENKEI_SQLITE_PAGE_SIZE must be a power of two"):
             make_engine(f"sqlite:///{tmp_path / 'bad.db'}")
+
+
+def test_deferred_checkpoint_leaves_the_copy_to_a_background_thread(tmp_path: Any) -> None:
+    from renkei.store import db
+
+    path = tmp_path / "ckpt.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE t (x INTEGER, y TEXT)"))
+        db.wait_for_checkpoints(10)
+        runs = db._CHECKPOINTS.runs
+
+        def autocheckpoint(conn: sa.Connection) -> int:
+            return int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
+
+        with engine.connect() as conn, db.deferred_checkpoint(conn), conn.begin():
+            assert autocheckpoint(conn) == 0  # the commit below copies nothing into the file
+            conn.execute(
+                sa.text("INSERT INTO t VALUES (:x, :y)"), [{"x": i, "y": "行" * 50} for i in range(400)]
+            )
+            raw = conn.connection.driver_connection
+        assert db.wait_for_checkpoints(10) and db._CHECKPOINTS.runs == runs  # 400 rows: not worth one yet
+        with engine.connect() as conn:
+            assert conn.connection.driver_connection is raw and autocheckpoint(conn) == 1000  # put back
+            conn.rollback()
+            with db.deferred_checkpoint(conn), conn.begin():
+                conn.execute(
+                    sa.text("INSERT INTO t VALUES (:x, :y)"), [{"x": i, "y": "行" * 50} for i in range(700)]
+                )
+        assert db.wait_for_checkpoints(10) and db._CHECKPOINTS.runs == runs + 1  # 1,100 rows since: one
+        with engine.connect() as conn:
+            # a further checkpoint finds nothing left to copy: the background one copied every frame
+            busy, log, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+            assert (busy, log) == (0, copied)
+            assert conn.execute(sa.text("SELECT count(*) FROM t")).scalar_one() == 1100
+    finally:
+        engine.dispose()
+    path.unlink()
+    db._CHECKPOINTS.changed(str(path), 5000)  # the file went away: no checkpoint creates it anew
+    db.wait_for_checkpoints(10)
+    assert not path.exists()
+
+
+def test_deferred_checkpoint_changes_nothing_on_postgresql(engine: Engine) -> None:
+    from renkei.store import db
+
+    with engine.connect() as conn, db.deferred_checkpoint(conn), conn.begin():
+        assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1

@@ -42,7 +42,7 @@ from renkei.crm.service import CrmService
 from renkei.errors import InputError, NotFoundError
 from renkei.store import tables as t
 from renkei.store.bulkexec import executemany
-from renkei.store.db import row_dicts
+from renkei.store.db import deferred_checkpoint, row_dicts
 from renkei.store.tables_sync import (
     sync_audit,
     sync_error,
@@ -412,10 +412,12 @@ class SyncService:
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
-        """A transaction whose audit rows go in one statement as it ends (and vanish with it on error)."""
+        """A transaction whose audit rows go in one statement as it ends (and vanish with it on error).
+        Its commit leaves SQLite's checkpoint to a background thread (``deferred_checkpoint``): the
+        cycle goes on while the pages it wrote are copied into the database file."""
         self._audit_rows = []
         try:
-            with self.engine.begin() as conn:
+            with self.engine.connect() as conn, deferred_checkpoint(conn), conn.begin():
                 yield conn
                 self._flush_audit(conn)
         finally:
