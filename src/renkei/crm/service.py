@@ -26,7 +26,7 @@ from renkei.crm.schema import CUSTOM_FIELD_TYPES, CUSTOM_NAME, FieldDef, FieldTy
 from renkei.errors import ConflictError, FieldError, InputError, NotFoundError, ValidationError
 from renkei.store import dynamic
 from renkei.store import tables as t
-from renkei.store.db import deferred_checkpoint, row_dicts
+from renkei.store.db import row_dicts
 from renkei.store.dynamic import CrmSchema
 from renkei.store.tables_crm import crm_recycle_bin as t_bin
 
@@ -171,9 +171,8 @@ class CrmService:
         SystemModstamp is read from the clock inside the lock, so stamps follow commit order and a
         change-feed reader that has passed a stamp never sees an older one commit later (which two
         overlapping writers would otherwise cause). PostgreSQL: a transaction-level advisory lock;
-        SQLite: the database's write lock, taken at once by a write that changes no row. SQLite's
-        checkpoint runs after the commit on a background thread (``deferred_checkpoint``)."""
-        with self.engine.connect() as conn, deferred_checkpoint(conn), conn.begin():
+        SQLite: the database's write lock, taken at once by a write that changes no row."""
+        with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_WRITE_LOCK)))
             else:

@@ -72,7 +72,7 @@ class _Checkpointer:
     def __init__(self) -> None:
         self._pending: dict[str, int] = {}
         self._wanted: set[str] = set()
-        self._busy = False
+        self._running: set[str] = set()
         self._cv = threading.Condition()
         self._thread: threading.Thread | None = None
         self.runs = 0  #: checkpoints run (for tests)
@@ -95,7 +95,8 @@ class _Checkpointer:
             with self._cv:
                 while not self._wanted:
                     self._cv.wait()
-                paths, self._wanted, self._busy = self._wanted, set(), True
+                paths, self._wanted = self._wanted, set()
+                self._running |= paths
             for path in paths:
                 try:
                     # mode=rw: a database file that went away (a test's) is not created anew
@@ -109,13 +110,20 @@ class _Checkpointer:
                 except sqlite3.Error as exc:  # the file went away: nothing to copy
                     logging.getLogger(__name__).warning("checkpoint of %s failed: %s", path, exc)
             with self._cv:
-                self._busy = False
+                self._running -= paths
                 self._cv.notify_all()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Until every requested checkpoint has run (at exit, and for tests and benchmarks)."""
         with self._cv:
-            return self._cv.wait_for(lambda: not self._wanted and not self._busy, timeout)
+            return self._cv.wait_for(lambda: not self._wanted and not self._running, timeout)
+
+    def settle(self, path: str) -> None:
+        """Until no checkpoint of ``path`` is asked for or running: a writer that would add to the WAL
+        while one runs waits for it, so the WAL is copied out and starts over (SQLite restarts it at
+        the next write once every frame is in the file) instead of growing under a steady load."""
+        with self._cv:
+            self._cv.wait_for(lambda: path not in self._wanted and path not in self._running)
 
 
 _CHECKPOINTS = _Checkpointer()
@@ -143,13 +151,15 @@ def deferred_checkpoint(conn: Connection) -> Iterator[None]:
         return
     raw = conn.connection.driver_connection
     assert raw is not None
+    path = os.path.abspath(database)
+    _CHECKPOINTS.settle(path)  # at most one deferred checkpoint at a time: the WAL stays bounded
     raw.execute("PRAGMA wal_autocheckpoint=0")
     before = raw.total_changes
     try:
         yield
     finally:
         raw.execute("PRAGMA wal_autocheckpoint=1000")  # SQLite's default, for the pool's next user
-        _CHECKPOINTS.changed(os.path.abspath(database), raw.total_changes - before)
+        _CHECKPOINTS.changed(path, raw.total_changes - before)
 
 
 _ENGINES: dict[str, Engine] = {}
