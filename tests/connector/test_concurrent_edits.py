@@ -55,7 +55,9 @@ def test_a_marketing_edit_made_while_the_cycle_writes_that_prospect_is_not_lost(
     SyncService(engine, cfg, clock=clock).run()
     pid = ma.find_by_email("kyougou@example.jp")[0]["id"]
     clock.advance(seconds=1)
-    crm.update("Lead", lead, {"Website": "https://crm.example.jp"})  # the next cycle writes it to the prospect
+    crm.update(
+        "Lead", lead, {"Website": "https://crm.example.jp"}
+    )  # the next cycle writes it to the prospect
     clock.advance(seconds=1)
 
     svc = SyncService(engine, cfg, clock=clock)
@@ -71,10 +73,40 @@ def test_a_marketing_edit_made_while_the_cycle_writes_that_prospect_is_not_lost(
     svc._queue_overflow = user_edits_while_the_cycle_runs  # type: ignore[method-assign]
     out = svc.run()
     assert ma.get(pid)["website"] == "https://ma.example.jp"  # not overwritten by the older CRM value
-    assert out["counts"]["ma"]["update"] == 0 and out["counts"]["skip"] == 1  # left for the next cycle, counted
+    assert (
+        out["counts"]["ma"]["update"] == 0 and out["counts"]["skip"] == 1
+    )  # left for the next cycle, counted
     for _ in range(3):
         clock.advance(seconds=1)
         SyncService(engine, cfg, clock=clock).run()
     assert ma.get(pid)["website"] == "https://ma.example.jp"
     got = crm.get("Lead", lead, ["Website", "Description"])
     assert (got["Website"], got["Description"]) == ("https://ma.example.jp", "見積依頼")
+
+
+def test_a_stamp_stored_in_another_spelling_is_not_taken_for_an_edit(sqlite_engine: Engine) -> None:
+    """The guard compares the stored ``updatedAt`` with what the cycle read; a stamp another tool
+    wrote as other text for the same instant is no edit: the write goes ahead in the same cycle."""
+    import sqlalchemy as sa
+
+    engine = sqlite_engine
+    clock = FixedClock(dt.datetime(2026, 4, 1, 9, tzinfo=dt.UTC))
+    crm, ma = CrmService(engine, clock=clock), ProspectService(engine, clock=clock)
+    cfg = c.parse(c.DEFAULT_YAML)
+    lead = crm.create("Lead", {"LastName": "表記", "Company": "表記商事", "Email": "hyouki@example.jp"})
+    SyncService(engine, cfg, clock=clock).run()
+    pid = ma.find_by_email("hyouki@example.jp")[0]["id"]
+    with engine.begin() as conn:
+        stored = conn.execute(
+            sa.text('SELECT "updatedAt" FROM prospect WHERE id = :i'), {"i": pid}
+        ).scalar_one()
+        assert stored.endswith(".000000")
+        conn.execute(
+            sa.text('UPDATE prospect SET "updatedAt" = :t WHERE id = :i'), {"t": stored[:19], "i": pid}
+        )
+    clock.advance(seconds=1)
+    crm.update("Lead", lead, {"Title": "部長"})
+    clock.advance(seconds=1)
+    out = SyncService(engine, cfg, clock=clock).run()
+    assert out["counts"]["ma"]["update"] == 1 and out["counts"]["skip"] == 0
+    assert ma.get(pid)["jobTitle"] == "部長"

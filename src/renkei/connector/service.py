@@ -42,7 +42,7 @@ from renkei.crm.service import CrmService
 from renkei.errors import InputError, NotFoundError
 from renkei.store import tables as t
 from renkei.store.bulkexec import executemany
-from renkei.store.db import deferred_checkpoint, row_dicts
+from renkei.store.db import row_dicts
 from renkei.store.tables_sync import (
     sync_audit,
     sync_error,
@@ -412,12 +412,10 @@ class SyncService:
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
-        """A transaction whose audit rows go in one statement as it ends (and vanish with it on error).
-        Its commit leaves SQLite's checkpoint to a background thread (``deferred_checkpoint``): the
-        cycle goes on while the pages it wrote are copied into the database file."""
+        """A transaction whose audit rows go in one statement as it ends (and vanish with it on error)."""
         self._audit_rows = []
         try:
-            with self.engine.connect() as conn, deferred_checkpoint(conn), conn.begin():
+            with self.engine.begin() as conn:
                 yield conn
                 self._flush_audit(conn)
         finally:
@@ -686,7 +684,13 @@ class SyncService:
             params_ = [params for _, params in members]
             done = executemany(conn, guarded if guard else update, params_)
             if guard and done != len(params_):
-                changed |= _not_written(conn, p, [int(op.prospect_id or 0) for op, _ in members], now)
+                edited, same_stamp = _not_written(conn, p, params_, now)
+                changed |= edited
+                # the stamp as stored may be spelled otherwise than read (text written by another
+                # tool): the same instant is no edit, so those are written without the guard
+                executemany(
+                    conn, update, [{k: v for k, v in row.items() if k != "_seen"} for row in same_stamp]
+                )
         # the audit rows built here directly (what ``_audit`` builds, one stamp for the batch): this
         # loop runs once per changed pair, so per-write calls and lookups add up
         audit = self._audit_rows if self._audit_rows is not None else []
@@ -1370,15 +1374,28 @@ def _save_states(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         "sparse": excluded.sparse}), rows)  # fmt: skip
 
 
-def _not_written(conn: Connection, p: sa.Table, pids: Sequence[int], now: dt.datetime) -> set[int]:
-    """Which of these prospects a guarded write just left alone (edited since the cycle read them):
-    those not holding the write's stamps (the transaction holds the write lock: nothing moves)."""
-    out: set[int] = set()
-    for start in range(0, len(pids), 500):
-        rows = conn.execute(sa.select(p.c.id, p.c.updatedAt, p.c.salesforceLastSync)
-                            .where(p.c.id.in_(pids[start : start + 500])))  # fmt: skip
-        out |= {int(r.id) for r in rows if not (r.updatedAt == now and r.salesforceLastSync == now)}
-    return out
+def _not_written(
+    conn: Connection, p: sa.Table, params: Sequence[dict[str, Any]], now: dt.datetime
+) -> tuple[set[int], list[dict[str, Any]]]:
+    """What a guarded write (``params``: rows with ``_pid`` and ``_seen``) just left alone: the
+    prospects edited since the cycle read them (their ``updatedAt`` moved), and the rows of those
+    whose stored stamp still means the instant that was read (spelled otherwise: not an edit).
+    The transaction holds the write lock, so nothing moves meanwhile."""
+    edited: set[int] = set()
+    same_stamp: list[dict[str, Any]] = []
+    for start in range(0, len(params), 500):
+        chunk = {int(row["_pid"]): row for row in params[start : start + 500]}
+        rows = conn.execute(
+            sa.select(p.c.id, p.c.updatedAt, p.c.salesforceLastSync).where(p.c.id.in_(list(chunk)))
+        )
+        for r in rows:
+            if r.updatedAt == now and r.salesforceLastSync == now:
+                continue  # written
+            if r.updatedAt == chunk[int(r.id)]["_seen"]:
+                same_stamp.append(chunk[int(r.id)])
+            else:
+                edited.add(int(r.id))
+    return edited, same_stamp
 
 
 def _prospect_rows(

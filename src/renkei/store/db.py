@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
-import logging
 import os
-import sqlite3
-import threading
-import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -59,107 +54,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any, page_size: int = DEFAULT_PAGE
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
-
-
-class _Checkpointer:
-    """One background thread that copies SQLite write-ahead logs into their database files
-    (``PRAGMA wal_checkpoint(PASSIVE)``: never blocks readers or writers), for ``deferred_checkpoint``."""
-
-    #: Rows changed in deferred commits that make a checkpoint worth running (SQLite's own runs at
-    #: 1,000 pages of WAL; a changed row spread over a large table is about a page, an index entry more).
-    ROWS = 1000
-
-    def __init__(self) -> None:
-        self._pending: dict[str, int] = {}
-        self._wanted: set[str] = set()
-        self._running: set[str] = set()
-        self._cv = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self.runs = 0  #: checkpoints run (for tests)
-
-    def changed(self, path: str, rows: int) -> None:
-        """``rows`` rows were committed to ``path`` without a checkpoint: ask for one once enough were."""
-        with self._cv:
-            self._pending[path] = self._pending.get(path, 0) + rows
-            if self._pending[path] < self.ROWS:
-                return
-            del self._pending[path]
-            self._wanted.add(path)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="renkei-checkpoint", daemon=True)
-                self._thread.start()
-            self._cv.notify_all()
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while not self._wanted:
-                    self._cv.wait()
-                paths, self._wanted = self._wanted, set()
-                self._running |= paths
-            for path in paths:
-                try:
-                    # mode=rw: a database file that went away (a test's) is not created anew
-                    con = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=rw", uri=True, timeout=0,
-                                          isolation_level=None)  # fmt: skip
-                    try:
-                        con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                        self.runs += 1
-                    finally:
-                        con.close()
-                except sqlite3.Error as exc:  # the file went away: nothing to copy
-                    logging.getLogger(__name__).warning("checkpoint of %s failed: %s", path, exc)
-            with self._cv:
-                self._running -= paths
-                self._cv.notify_all()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Until every requested checkpoint has run (at exit, and for tests and benchmarks)."""
-        with self._cv:
-            return self._cv.wait_for(lambda: not self._wanted and not self._running, timeout)
-
-    def settle(self, path: str) -> None:
-        """Until no checkpoint of ``path`` is asked for or running: a writer that would add to the WAL
-        while one runs waits for it, so the WAL is copied out and starts over (SQLite restarts it at
-        the next write once every frame is in the file) instead of growing under a steady load."""
-        with self._cv:
-            self._cv.wait_for(lambda: path not in self._wanted and path not in self._running)
-
-
-_CHECKPOINTS = _Checkpointer()
-atexit.register(_CHECKPOINTS.wait)
-
-
-def wait_for_checkpoints(timeout: float | None = None) -> bool:
-    """Block until the background checkpoints ``deferred_checkpoint`` asked for have run."""
-    return _CHECKPOINTS.wait(timeout)
-
-
-@contextmanager
-def deferred_checkpoint(conn: Connection) -> Iterator[None]:
-    """SQLite: the commits made on ``conn`` inside the block do not run the automatic checkpoint
-    (which, once the WAL passes 1,000 pages, copies every page the WAL holds into the database file
-    and syncs both, inside the commit: ~0.45 s of a sync cycle's commit of 30,000 rows spread over
-    million-row tables); after the block — once such blocks have changed 1,000 rows — a background
-    thread runs the same checkpoint (``PASSIVE``) while the caller goes on (a smaller WAL is left to
-    the next checkpoint, as SQLite's own rule leaves it). What is committed is as durable either way (with
-    ``synchronous=NORMAL`` a commit never waited for the checkpoint's sync to be safe). Other
-    databases: nothing."""
-    database = conn.engine.url.database
-    if not is_sqlite(conn) or not database or database == ":memory:" or database.startswith("file:"):
-        yield
-        return
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    path = os.path.abspath(database)
-    _CHECKPOINTS.settle(path)  # at most one deferred checkpoint at a time: the WAL stays bounded
-    raw.execute("PRAGMA wal_autocheckpoint=0")
-    before = raw.total_changes
-    try:
-        yield
-    finally:
-        raw.execute("PRAGMA wal_autocheckpoint=1000")  # SQLite's default, for the pool's next user
-        _CHECKPOINTS.changed(path, raw.total_changes - before)
 
 
 _ENGINES: dict[str, Engine] = {}
