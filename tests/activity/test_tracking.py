@@ -87,7 +87,9 @@ def test_cookie_signature_and_company_table() -> None:
     cookie = VisitorCookie("secret")
     token, value = cookie.new()
     assert cookie.read(value) == token
-    assert cookie.read(value[:-1] + ("A" if value[-1] != "A" else "B")) is None
+    # a character inside the signature (the last one of unpadded base64 carries unused bits: changing
+    # "A" to "B" there can leave the decoded signature as it was, which made this test flaky)
+    assert cookie.read(value[:-5] + ("x" if value[-5] != "x" else "y") + value[-4:]) is None
     assert VisitorCookie("other").read(value) is None
     import ipaddress
 

@@ -52,7 +52,7 @@ records = st.lists(
         "Email": emails,
         "Title": st.sampled_from(["課長", "部長", "除外", None]),  # 除外: fails the filter
         "OwnerId": st.sampled_from([LINKED_OWNER, UNLINKED_OWNER]),
-        "Phone": st.sampled_from([None, "", " ", "03-1234-5678"]),
+        "Phone": st.sampled_from([None, "", " ", "03-1234-5678", "\u2003", "\u202f\u3000"]),
         "HasOptedOutOfEmail": st.booleans(),
         "LeadSource": st.sampled_from([None, " ", "Web"]),
     }),
@@ -203,6 +203,26 @@ def test_the_bulk_path_takes_plain_records_and_leaves_the_rest(engine: Engine) -
 
 KEYS = ["Sato@Example.JP", "  ｓａｔｏ＠ｅｘａｍｐｌｅ．ｊｐ　", "\tＳＡＴＯ＠example.jp\n", "STRASSE@example.jp",
         "straße@example.jp", "", "　", "山田@例え.jp"]  # fmt: skip
+
+
+def test_the_sql_blank_test_trims_what_python_strips() -> None:
+    """``is_blank`` is ``str.strip() == ""``: the bulk path's SQL trims the same characters."""
+    import sys
+
+    assert set(bulk_path._STRIPPED) == {chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()}
+
+
+def test_a_value_of_other_unicode_spaces_is_blank_on_both_paths(engine: Engine) -> None:
+    """An em space (U+2003) alone is a blank for the per-record path (``str.strip()``): the bulk path
+    does not copy it either."""
+    org = {"records": [{"object": "Lead", "Email": "p1@example.jp", "Title": "課長", "OwnerId": LINKED_OWNER,
+                        "Phone": "\u2003", "HasOptedOutOfEmail": False, "LeadSource": "\u205f"}],
+           "existing": [], "cap": None, "prefer": "contact", "filter": False}  # fmt: skip
+    clock = build(engine, org)
+    outs = sync(engine, config(org, 0), clock)
+    assert outs[0]["counts"]["ma"]["create"] == 1
+    prospect = ProspectService(engine, clock=clock).find_by_email("p1@example.jp")[0]
+    assert (prospect["phone"], prospect["source"]) == (None, "CRM")
 
 
 def test_the_sql_email_key_is_email_key(engine: Engine) -> None:

@@ -43,8 +43,10 @@ from renkei.store.tables_sync import sync_audit, sync_link, sync_queue, sync_sta
 if TYPE_CHECKING:
     from renkei.connector.service import SyncService
 
-#: What Python's ``str.strip()`` removes after NFKC (which already turned the other spaces into " ").
-_STRIPPED = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\u1680\u2028\u2029\u3000\xa0\u2000\u200a"
+#: What Python's ``str.strip()`` removes (every character ``str.isspace()`` holds): the blank test
+#: (``is_blank``) and, after NFKC, the email key trim these.
+_STRIPPED = (" \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+             "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")  # fmt: skip
 _OWNER = "assignedToId"
 #: Prospect fields a new prospect takes from its record or the engine, not from a copy.
 _SET_ON_CREATE = frozenset({"source", _OWNER, "emailKey", "salesforceId", "salesforceLeadId", "salesforceContactId",
