@@ -272,3 +272,33 @@ def test_derive_reads_and_writes_only_the_fields_an_update_reads(org: Org, engin
                         record = _Recording(sample)
                         crm._derive(conn, schema, obj, record, changed, previous)
                         assert record.touched <= _DERIVED.get(name, frozenset()), (name, changed, previous)
+
+
+def test_a_bulk_load_that_doubles_a_table_refreshes_its_postgresql_statistics(pg_url: str) -> None:
+    """PostgreSQL only: SQLite keeps no planner statistics to refresh."""
+    from renkei.store.db import make_engine
+
+    engine = make_engine(pg_url)
+    crm = CrmService(engine, clock=FixedClock(dt.datetime(2026, 4, 1, 9, tzinfo=dt.UTC)))
+
+    def estimate() -> float:
+        with engine.connect() as conn:
+            return float(
+                conn.execute(
+                    sa.text("SELECT reltuples FROM pg_class WHERE relname = 'crm_lead'")
+                ).scalar_one()
+            )
+
+    def load(n: int, start: int) -> None:
+        crm.insert_bulk(
+            "Lead", [{"LastName": f"統計{i}", "Company": "統計商事"} for i in range(start, start + n)]
+        )
+
+    assert estimate() < 1  # never analysed
+    load(1200, 0)
+    assert estimate() == 1200  # analysed right after the load: the whole table sampled
+    load(600, 1200)
+    assert estimate() == 1200  # 600 more rows: neither 1,000 nor a doubling, left to autovacuum
+    load(1800, 1800)
+    assert estimate() == 3600
+    engine.dispose()
