@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gc
-import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -36,7 +35,7 @@ from renkei.core.sync.judge import (
 )
 from renkei.core.sync.messages import Action, FieldWrite, Op
 from renkei.core.sync.messages import jsonable as _jsonable
-from renkei.core.sync.planner import OWNER, Planner, own_write, queries, to_ma
+from renkei.core.sync.planner import ABSENT, ABSENTS, OWNER, Planner, own_write, queries, to_ma
 from renkei.core.sync.ports import CrmAdapter, Cursor, ReadsManyChanges, ReadsManyRecords
 from renkei.crm.service import CrmService
 from renkei.errors import InputError, NotFoundError
@@ -82,7 +81,6 @@ class SyncService:
         self._described: dict[str, frozenset[str]] = {}
         self._users: tuple[dict[str, int], dict[int, str]] | None = None
         self._mapped: dict[str, list[tuple[FieldMapping, str]]] = {}
-        self._plain_pairs: dict[str, list[tuple[str, str]]] = {}
         self._empty_pairs: dict[str | None, dict[str, Sequence[Any]]] = {}
         self._columns: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._audit_rows: list[dict[str, Any]] | None = None  # set while a transaction buffers its audit rows
@@ -116,17 +114,11 @@ class SyncService:
             self._mapped[obj] = self.config.mappings(obj)
         return self._mapped[obj]
 
-    def _field_pairs(self, obj: str) -> list[tuple[str, str]]:
-        """(marketing field, CRM field) of each of the object's mappings, once per cycle."""
-        if obj not in self._plain_pairs:
-            self._plain_pairs[obj] = [(m.ma, f) for m, f in self._mappings(obj)]
-        return self._plain_pairs[obj]
-
     def _pair_columns(self, obj: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The object's (marketing fields, CRM fields) in mapping order, once per cycle."""
         if obj not in self._columns:
-            pairs = self._field_pairs(obj)
-            self._columns[obj] = (tuple(ma for ma, _ in pairs), tuple(f for _, f in pairs))
+            pairs = self._mappings(obj)
+            self._columns[obj] = (tuple(m.ma for m, _ in pairs), tuple(f for _, f in pairs))
         return self._columns[obj]
 
     def _left_out(self, conn: Connection, obj: str | None) -> dict[str, Sequence[Any]]:
@@ -135,7 +127,7 @@ class SyncService:
         ``[None, None]`` — both sides were empty when they were agreed. Once per cycle."""
         if obj not in self._empty_pairs:
             columns = _ptable(conn).c
-            names = [ma for ma, _ in self._field_pairs(obj) if ma in columns] if obj else []
+            names = [ma for ma in self._pair_columns(obj)[0] if ma in columns] if obj else []
             self._empty_pairs[obj] = dict.fromkeys([*names, OWNER], _BOTH_EMPTY)
         return self._empty_pairs[obj]
 
@@ -160,8 +152,7 @@ class SyncService:
 
     def _fresh_caches(self) -> None:
         """Forget what a cycle worked out once (user links, mappings): the next reads them anew."""
-        self._users, self._mapped, self._plain_pairs, self._empty_pairs = None, {}, {}, {}
-        self._columns = {}
+        self._users, self._mapped, self._columns, self._empty_pairs = None, {}, {}, {}
 
     def _gather(self) -> _Gathered:
         self._fresh_caches()
@@ -653,14 +644,15 @@ class SyncService:
         write. Such a pair is left whole for the next cycle, which reads the edit and judges it with
         the CRM's change (the op becomes a SKIP in the run's counts, ``_deferred``)."""
         p = _ptable(conn)
-        entries: list[tuple[Op, dict[str, Any]]] = []  # in op order, with each op's prospect write
-        groups: dict[tuple[tuple[str, ...], bool], list[tuple[Op, dict[str, Any]]]] = {}
+        # in op order: each op with its prospect writes and the values they set (none: CRM writes only)
+        entries: list[tuple[Op, list[FieldWrite], dict[str, Any]]] = []
+        groups: dict[tuple[tuple[str, ...], bool], list[dict[str, Any]]] = {}  # the executemany rows
         written, pair_writes, read = self._written_prospects, self._pair_writes, self._read_prospects
         ma, crm = Side.MA, Side.CRM
         for op in ops:
             writes = [w for w in op.writes if w.to is ma]
             if not writes:
-                entries.append((op, {}))
+                entries.append((op, writes, {}))
                 continue
             key = int(op.prospect_id or 0)
             values = {w.ma_field: w.new for w in writes}
@@ -675,13 +667,12 @@ class SyncService:
             params = {**values, "_pid": op.prospect_id}
             if seen is not None:
                 params["_seen"] = seen
-            entries.append((op, params))
-            groups.setdefault((tuple(sorted(values)), seen is not None), []).append((op, params))
+            entries.append((op, writes, values))
+            groups.setdefault((tuple(sorted(values)), seen is not None), []).append(params)
         update = p.update().where(p.c.id == sa.bindparam("_pid"))
         guarded = update.where(p.c.updatedAt == sa.bindparam("_seen", type_=p.c.updatedAt.type))
         changed: set[int] = set()  # prospects edited since the cycle read them: not written
-        for (_, guard), members in groups.items():
-            params_ = [params for _, params in members]
+        for (_, guard), params_ in groups.items():
             done = executemany(conn, guarded if guard else update, params_)
             if guard and done != len(params_):
                 edited, same_stamp = _not_written(conn, p, params_, now)
@@ -696,15 +687,13 @@ class SyncService:
         audit = self._audit_rows if self._audit_rows is not None else []
         agreed: list[Op] = []
         to_crm: list[Op] = []
-        for op, params in entries:
+        for op, writes, values in entries:
             key = int(op.prospect_id or 0)
             if key in changed:
                 self._deferred.append(op)
                 continue
-            if params:
-                writes = [w for w in op.writes if w.to is ma]
+            if writes:
                 if key in read and all(type(w.new) in _PLAIN_WRITE for w in writes):
-                    values = {k: v for k, v in params.items() if k not in ("_pid", "_seen")}
                     pair_writes.setdefault(key, {}).update(values)  # stored as written: no read-back
                 else:
                     written.add(key)
@@ -789,13 +778,13 @@ class SyncService:
         values: dict[str, Any] = {}
         names, crm_fields = self._pair_columns(obj)
         # the hottest loop of a busy cycle: the values fetched by C-level maps (a field the prospect
-        # row lacks comes as _ABSENT and is passed over), alike plain values stored with no call
-        for ma, crm_value, ma_value in zip(names, map(rec.get, crm_fields), map(prospect.get, names, _ABSENTS),
+        # row lacks comes as ABSENT and is passed over), alike plain values stored with no call
+        for ma, crm_value, ma_value in zip(names, map(rec.get, crm_fields), map(prospect.get, names, ABSENTS),
                                            strict=False):  # fmt: skip
             if ma_value is None:
                 if crm_value is None:
                     continue
-            elif ma_value is _ABSENT:
+            elif ma_value is ABSENT:
                 continue
             elif (
                 type(ma_value) is type(crm_value) and type(ma_value) in _PLAIN_ALIKE and ma_value == crm_value
@@ -1320,10 +1309,8 @@ class _View:
     def prospects(self, prospect_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         rows = _prospect_rows(self.conn, self._p(), prospect_ids, self.svc._synced_fields())
         read = self.svc._read_prospects
-        for (
-            pid,
-            row,
-        ) in rows.items():  # the agreed values of the pairs written from these rows start from them
+        # the agreed values of the pairs written from these rows start from them (no read-back)
+        for pid, row in rows.items():
             read.setdefault(pid, row)
         return rows
 
@@ -1508,8 +1495,6 @@ _AS_IS = (str, int, bool, float, type(None))  # values JSON keeps as they are (`
 _PLAIN_WRITE = (str, int, bool, type(None))
 #: Types whose equal values are alike as they are (no conversion: ``to_ma`` changes floats).
 _PLAIN_ALIKE = (str, int, bool)
-_ABSENT: Any = object()  # a field a row does not have
-_ABSENTS = itertools.repeat(_ABSENT)
 
 
 def _to_crm(value: Any) -> Any:

@@ -36,8 +36,9 @@ from renkei.core.sync.ports import CrmAdapter, QueriesMany, ReadsManyRecords
 
 #: The prospect field that follows the CRM record's ``OwnerId`` through the user links.
 OWNER = "assignedToId"
-_ABSENT: Any = object()  # a field a row does not have
-_ABSENTS = itertools.repeat(_ABSENT)
+#: What ``map(row.get, fields, ABSENTS)`` gives for a field a row does not have.
+ABSENT: Any = object()
+ABSENTS = itertools.repeat(ABSENT)
 #: The CRM objects prospects sync with.
 CRM_OBJECTS = ("Lead", "Contact")
 
@@ -589,9 +590,9 @@ class Planner:
         pairs, names, _ = self._mapped_columns(obj)
         most_recent = Rule.MOST_RECENT
         for (m, _), value, pair in zip(
-            pairs, map(prospect.get, names, _ABSENTS), map(state.get, names), strict=False
+            pairs, map(prospect.get, names, ABSENTS), map(state.get, names), strict=False
         ):
-            if value is _ABSENT:
+            if value is ABSENT:
                 continue
             if pair is None:
                 return False
@@ -659,13 +660,13 @@ class Planner:
         # worked out once per cycle, and equal values passed over before any call
         judged, names, crm_fields = self._judged_columns(obj)
         for (m, ma, crm_field), crm_value, ma_value in zip(
-            judged, map(rec.get, crm_fields), map(prospect.get, names, _ABSENTS), strict=False
+            judged, map(rec.get, crm_fields), map(prospect.get, names, ABSENTS), strict=False
         ):
             # equal values never conflict: the judge would write nothing (as plainly_same)
             if ma_value is None:
                 if crm_value is None:
                     continue
-            elif ma_value is _ABSENT:
+            elif ma_value is ABSENT:
                 continue  # a field the prospect row does not have
             elif type(crm_value) is type(ma_value) and type(ma_value) in PLAIN and crm_value == ma_value:
                 continue
