@@ -302,3 +302,56 @@ def test_a_bulk_load_that_doubles_a_table_refreshes_its_postgresql_statistics(pg
     load(1800, 1800)
     assert estimate() == 3600
     engine.dispose()
+
+
+def test_calls_made_together_commit_as_one_and_roll_back_as_one(org: Org, engine: Engine) -> None:
+    """``together()``: several write calls, each with its own results, one commit; an error inside
+    the block leaves none of them written; another thread's calls stay on their own."""
+    import threading
+
+    from renkei.connector.adapters.builtin import BuiltinCrmAdapter
+
+    crm, i = org.crm, org.ids
+    commits: list[int] = []
+    sa.event.listen(engine, "commit", lambda conn: commits.append(1))
+    with crm.together():
+        first = crm.update_many("Lead", [{"Id": i["l1"], "Title": "課長"}, {"Id": i["l3"], "Title": "x"}])
+        second = crm.update_many("Lead", [{"Id": i["l2"], "Title": "部長"}])
+        with engine.connect() as conn:  # not visible to other connections before the block ends
+            seen = conn.execute(
+                sa.text('SELECT "Title" FROM crm_lead WHERE "Id" = :i'), {"i": i["l2"]}
+            ).scalar()
+        assert seen is None
+    assert [r.success for r in first] == [True, False] and [r.success for r in second] == [True]
+    assert first[1].errors[0].code == "ENTITY_IS_DELETED"
+    assert len(commits) == 1
+    assert (crm.get("Lead", i["l1"])["Title"], crm.get("Lead", i["l2"])["Title"]) == ("課長", "部長")
+
+    with pytest.raises(RuntimeError), crm.together():
+        crm.update_many("Lead", [{"Id": i["l1"], "Title": "取り消される"}])
+        crm.create_many("Lead", [{"LastName": "取消", "Company": "C"}])
+        raise RuntimeError("the caller fails half way")
+    assert crm.get("Lead", i["l1"])["Title"] == "課長"
+    assert crm.query("SELECT Id FROM Lead WHERE LastName = '取消'")["totalSize"] == 0
+
+    other: list[Any] = []
+    with crm.together():
+        crm.update_many("Lead", [{"Id": i["l1"], "Title": "同時"}])
+        # another thread's call is its own transaction: on SQLite it waits for this block's write
+        # lock, so it is started here and joined after the block
+        worker = threading.Thread(
+            target=lambda: other.extend(crm.update_many("Lead", [{"Id": i["l2"], "Title": "別"}]))
+        )
+        worker.start()
+    worker.join(30)
+    assert [r.success for r in other] == [True]
+    assert (crm.get("Lead", i["l1"])["Title"], crm.get("Lead", i["l2"])["Title"]) == ("同時", "別")
+
+    # the connector's adapter: a call per 200 records (what it counts), one commit for them all
+    adapter = BuiltinCrmAdapter(crm)
+    created = adapter.create("Lead", [{"LastName": f"一括{n}", "Company": "C"} for n in range(450)])
+    commits.clear()
+    results = adapter.update("Lead", [{"Id": r.id, "Title": "一括"} for r in created])
+    assert adapter.calls["write"] == 6 and len(commits) == 1
+    assert all(r.success for r in results)
+    assert crm.query("SELECT COUNT() FROM Lead WHERE Title = '一括'")["totalSize"] == 450

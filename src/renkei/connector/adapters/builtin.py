@@ -32,16 +32,22 @@ class BuiltinCrmAdapter:
 
     def create(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
         out: list[WriteResult] = []
-        for start in range(0, len(records), MAX_BATCH):
-            self.calls["write"] += 1
-            out += [_result(r) for r in self.crm.create_many(object_name, records[start : start + MAX_BATCH])]
+        with self.crm.together():  # one call per 200 records, one commit for them all (CrmService.together)
+            for start in range(0, len(records), MAX_BATCH):
+                self.calls["write"] += 1
+                out += [
+                    _result(r) for r in self.crm.create_many(object_name, records[start : start + MAX_BATCH])
+                ]
         return out
 
     def update(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
         out: list[WriteResult] = []
-        for start in range(0, len(records), MAX_BATCH):
-            self.calls["write"] += 1
-            out += [_result(r) for r in self.crm.update_many(object_name, records[start : start + MAX_BATCH])]
+        with self.crm.together():
+            for start in range(0, len(records), MAX_BATCH):
+                self.calls["write"] += 1
+                out += [
+                    _result(r) for r in self.crm.update_many(object_name, records[start : start + MAX_BATCH])
+                ]
         return out
 
     def describe(self, object_name: str) -> Mapping[str, Any]:
