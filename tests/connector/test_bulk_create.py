@@ -285,3 +285,29 @@ def test_a_chunk_rechecks_its_records_when_another_connection_committed(sqlite_e
         linked = conn.execute(sa.select(sync_link.c.prospect_id).join(t.prospect, sync_link.c.prospect_id == t.prospect.c.id)
                               .where(t.prospect.c.emailKey == "p5@example.jp")).scalar_one()  # fmt: skip
     assert sorted(keys) == [f"p{i}@example.jp" for i in range(6)] and [linked] == theirs
+
+
+def test_a_large_initial_sync_refreshes_its_postgresql_statistics(pg_url: str) -> None:
+    """PostgreSQL only (SQLite keeps no planner statistics): after the bulk path has filled the
+    prospect, link, agreed-value and audit tables, each is analysed — with autovacuum off (as on
+    these machines) or behind, the planner would take them for empty and an idle cycle right after
+    an initial sync of a million records took 237 ms instead of tens."""
+    engine = make_engine(pg_url)
+    clock = FixedClock(START)
+    crm = CrmService(engine, clock=clock)
+    crm.insert_bulk("Lead", [{"LastName": f"統計{i}", "Company": "統計商事", "Email": f"s{i}@example.jp"}
+                             for i in range(1500)], validate=False)  # fmt: skip
+    cfg = c.parse(c.DEFAULT_YAML).model_copy(update={"bulk_create_threshold": 1000})
+    out = SyncService(engine, cfg, clock=clock).run()
+    assert out["counts"]["ma"]["create"] == 1500
+    with engine.connect() as conn:
+        estimates = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT relname, reltuples FROM pg_class WHERE relname IN "
+                    "('prospect', 'sync_link', 'sync_state', 'sync_audit')"
+                )
+            ).all()  # fmt: skip
+        )
+    assert estimates == {"prospect": 1500, "sync_link": 1500, "sync_state": 1500, "sync_audit": 1500}
+    engine.dispose()

@@ -37,7 +37,7 @@ from renkei.core.sync.messages import jsonable
 from renkei.core.sync.ports import BulkCopyCapable, BulkSource
 from renkei.store import dynamic
 from renkei.store import tables as t
-from renkei.store.db import UTCDateTime
+from renkei.store.db import UTCDateTime, analyze_if_grown
 from renkei.store.tables_sync import sync_audit, sync_link, sync_queue, sync_state
 
 if TYPE_CHECKING:
@@ -325,6 +325,9 @@ def create_in_bulk(svc: SyncService, run_id: int, started: dt.datetime) -> int:
                 _pending.drop(conn)
                 conn.commit()
             restore()
+    # PostgreSQL: statistics for the tables a large initial sync has just filled (see analyze_if_grown)
+    for table in (p.name, sync_link.name, sync_state.name, sync_audit.name):
+        analyze_if_grown(svc.engine, table, created)
     return created
 
 

@@ -27,7 +27,7 @@ from renkei.crm.schema import CUSTOM_FIELD_TYPES, CUSTOM_NAME, FieldDef, FieldTy
 from renkei.errors import ConflictError, FieldError, InputError, NotFoundError, ValidationError
 from renkei.store import dynamic
 from renkei.store import tables as t
-from renkei.store.db import row_dicts
+from renkei.store.db import analyze_if_grown, row_dicts
 from renkei.store.dynamic import CrmSchema
 from renkei.store.tables_crm import crm_recycle_bin as t_bin
 
@@ -135,7 +135,6 @@ _DERIVED: dict[str, frozenset[str]] = {
 
 
 #: PostgreSQL: rows a bulk insert must add (and at least double its table) to refresh the statistics.
-_ANALYZE_AFTER = 1000
 
 
 class CrmService:
@@ -504,23 +503,8 @@ class CrmService:
             table = schema.table(obj.name)
             for start in range(0, len(full), 5000):
                 conn.execute(table.insert(), full[start : start + 5000])
-        self._analyze_if_grown(table.name, len(full))
+        analyze_if_grown(self.engine, table.name, len(full))
         return new_ids
-
-    def _analyze_if_grown(self, table: str, inserted: int) -> None:
-        """PostgreSQL: refresh the table's statistics when a bulk insert has at least doubled it
-        (``ANALYZE``; a few calls, whatever the load's size). Until autovacuum gets to it, the
-        planner would otherwise take a freshly loaded table for an empty one and scan it whole —
-        e.g. the sync's change feed on every idle cycle right after a large load."""
-        if self.engine.dialect.name != "postgresql" or inserted < _ANALYZE_AFTER:
-            return
-        with self.engine.connect() as conn:
-            quoted = conn.dialect.identifier_preparer.quote(table)
-            known = conn.execute(sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"),
-                                 {"t": quoted}).scalar()  # fmt: skip
-            if known is None or inserted >= float(known):  # -1 / 0: never analysed
-                conn.execute(sa.text(f"ANALYZE {quoted}"))
-                conn.commit()
 
     def update(self, object_name: str, record_id: str, values: Mapping[str, Any]) -> None:
         obj = self.schema().object(object_name)

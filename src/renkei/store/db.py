@@ -88,6 +88,29 @@ def dispose_engines() -> None:
     _ENGINES.clear()
 
 
+#: rows a bulk insert must add before ``analyze_if_grown`` looks at the table's statistics
+ANALYZE_AFTER = 1000
+
+
+def analyze_if_grown(engine: Engine, table: str, inserted: int) -> bool:
+    """PostgreSQL: refresh a table's statistics when a bulk insert of ``inserted`` rows has at least
+    doubled it (``ANALYZE``; a few calls, whatever the load's size). Until autovacuum gets to it —
+    and it may be off — the planner takes a freshly loaded table for an empty or small one and can
+    scan it whole: e.g. the sync's change feed and the connector's lookups on every idle cycle right
+    after a large load or initial sync. Returns whether it analysed."""
+    if engine.dialect.name != "postgresql" or inserted < ANALYZE_AFTER:
+        return False
+    with engine.connect() as conn:
+        quoted = conn.dialect.identifier_preparer.quote(table)
+        known = conn.execute(sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"),
+                             {"t": quoted}).scalar()  # fmt: skip
+        if known is not None and inserted < float(known):  # -1 / 0: never analysed
+            return False
+        conn.execute(sa.text(f"ANALYZE {quoted}"))
+        conn.commit()
+    return True
+
+
 def row_dicts(result: sa.CursorResult[Any]) -> list[dict[str, Any]]:
     """A result's rows as dicts: plain tuples zipped with the column names (what ``dict(mapping_row)``
     gives, for two thirds of its cost — felt by a sync cycle reading 10,000 rows)."""
