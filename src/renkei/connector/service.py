@@ -41,6 +41,7 @@ from renkei.crm.service import CrmService
 from renkei.errors import InputError, NotFoundError
 from renkei.store import tables as t
 from renkei.store.bulkexec import executemany
+from renkei.store.checkpoints import checkpoints_alongside
 from renkei.store.db import row_dicts
 from renkei.store.tables_sync import (
     sync_audit,
@@ -57,6 +58,7 @@ _STATE_VALUES = sync_state.c["values"]
 _STATE_TEXT = sa.type_coerce(_STATE_VALUES, sa.Text)  # the stored JSON as it is (``_states`` decodes it)
 _READ_PAGE = 2000  # records per adapter read (Salesforce's sObject Collections retrieve takes 2,000 ids)  # ``.c.values`` is the column collection's own method
 _MIRRORED = ("Account", "Opportunity", "OpportunityContactRole")
+_COMMIT_EVERY = 1000  # pair updates per commit of a cycle's prospect writes (``_commit_part``)
 
 
 @dataclass
@@ -322,7 +324,7 @@ class SyncService:
 
     def run(self) -> dict[str, Any]:
         """One cycle. Returns ``runId``, per-side counts and errors."""
-        with _gc_paused():
+        with _gc_paused(), checkpoints_alongside(self.engine):
             return self._cycle()
 
     def _cycle(self) -> dict[str, Any]:
@@ -406,11 +408,26 @@ class SyncService:
         """A transaction whose audit rows go in one statement as it ends (and vanish with it on error)."""
         self._audit_rows = []
         try:
-            with self.engine.begin() as conn:
-                yield conn
-                self._flush_audit(conn)
+            with self.engine.connect() as conn:
+                try:
+                    yield conn
+                    self._flush_audit(conn)
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
         finally:
             self._audit_rows = None
+
+    def _commit_part(self, conn: Connection) -> None:
+        """Commit what a ``_writing`` block has written so far (its audit rows with it); the block
+        goes on in a new transaction. A busy cycle's prospect writes commit a batch at a time, each
+        batch whole (its prospects, audit and agreed values), so SQLite's checkpoint of one batch
+        runs alongside the next (``checkpoints_alongside``); a failure later leaves the committed
+        batches as a cycle that stopped there, which the next cycle finishes (nothing is judged twice:
+        their agreed values are stored)."""
+        self._flush_audit(conn)
+        conn.commit()
 
     def _flush_audit(self, conn: Connection) -> None:
         if self._audit_rows:
@@ -467,11 +484,18 @@ class SyncService:
         updates: list[Op] = []  # consecutive pair updates, written a batch at a time
         updating: set[int | None] = set()
 
+        uncommitted = 0  # pair updates written since the last commit
+
         def write_updates() -> None:
+            nonlocal uncommitted
             for op in self._write_prospect(conn, run_id, updates, now):
                 crm_updates.setdefault(op.object, []).append(op)
+            uncommitted += len(updates)
             updates.clear()
             updating.clear()
+            if uncommitted >= _COMMIT_EVERY:
+                self._commit_part(conn)
+                uncommitted = 0
 
         with self._writing() as conn:
             for op in ops:
