@@ -256,6 +256,18 @@ def check_settled(w: World) -> None:
             ), (rec.get("Title"), prospect.get("jobTitle"))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _commit_every_update() -> Iterator[None]:
+    """A busy cycle commits its prospect writes in parts (``service._COMMIT_EVERY`` pair updates
+    each, whole pairs); here every pair update is a part of its own, so the crashes land between
+    committed parts too."""
+    from renkei.connector import service
+
+    saved, service._COMMIT_EVERY = service._COMMIT_EVERY, 1
+    yield
+    service._COMMIT_EVERY = saved
+
+
 @pytest.fixture(scope="module")
 def template(_templates: Any) -> Path:
     return Path(_templates.sqlite())
