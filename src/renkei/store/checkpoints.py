@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import threading
 import weakref
 from collections.abc import Iterator
@@ -36,6 +37,11 @@ from sqlalchemy.engine import Engine
 
 #: SQLite's default ``wal_autocheckpoint`` (pages), put back on connections after a block
 DEFAULT_AUTOCHECKPOINT = 1000
+
+_datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
+_SYNC_OPEN = (
+    os.O_RDONLY if sys.platform.startswith("linux") else os.O_RDWR
+)  # Windows syncs writable handles only
 
 
 class _Checkpoints:
@@ -80,7 +86,7 @@ class _Checkpoints:
                 # (rare while the block writes), so the pages copied pile up for the last one to
                 # sync; syncing them here, a part at a time, keeps that off the block's end
                 assert self.fd is not None
-                os.fdatasync(self.fd)
+                _datasync(self.fd)
         except BaseException as exc:  # reported when the block ends
             self.error = exc
 
@@ -88,7 +94,7 @@ class _Checkpoints:
         self.stop, self.error = False, None
         self.wake.clear()
         self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self.fd = os.open(self.path, os.O_RDONLY)
+        self.fd = os.open(self.path, _SYNC_OPEN)
         self.thread = threading.Thread(target=self._work, name="renkei-checkpoints", daemon=True)
         self.thread.start()
 
