@@ -411,8 +411,7 @@ class SyncService:
             with self.engine.connect() as conn:
                 try:
                     yield conn
-                    self._flush_audit(conn)
-                    conn.commit()
+                    self._commit_part(conn)
                 except BaseException:
                     conn.rollback()
                     raise
@@ -420,8 +419,8 @@ class SyncService:
             self._audit_rows = None
 
     def _commit_part(self, conn: Connection) -> None:
-        """Commit what a ``_writing`` block has written so far (its audit rows with it); the block
-        goes on in a new transaction. A busy cycle's prospect writes commit a batch at a time, each
+        """Commit what a ``_writing`` block has written so far (its audit rows with it); within the
+        block, it goes on in a new transaction. A busy cycle's prospect writes commit a batch at a time, each
         batch whole (its prospects, audit and agreed values), so SQLite's checkpoint of one batch
         runs alongside the next (``checkpoints_alongside``); a failure later leaves the committed
         batches as a cycle that stopped there, which the next cycle finishes (nothing is judged twice:

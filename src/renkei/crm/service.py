@@ -134,9 +134,6 @@ _DERIVED: dict[str, frozenset[str]] = {
 }  # fmt: skip
 
 
-#: PostgreSQL: rows a bulk insert must add (and at least double its table) to refresh the statistics.
-
-
 class CrmService:
     def __init__(self, engine: Engine, *, clock: Clock | None = None, user_id: str | None = None) -> None:
         self.engine = engine

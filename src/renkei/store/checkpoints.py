@@ -39,9 +39,8 @@ from sqlalchemy.engine import Engine
 DEFAULT_AUTOCHECKPOINT = 1000
 
 _datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
-_SYNC_OPEN = (
-    os.O_RDONLY if sys.platform.startswith("linux") else os.O_RDWR
-)  # Windows syncs writable handles only
+# how the thread opens the database file to sync it: Windows syncs writable handles only
+_SYNC_OPEN = os.O_RDONLY if sys.platform.startswith("linux") else os.O_RDWR
 
 
 class _Checkpoints:

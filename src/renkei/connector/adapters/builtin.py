@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from renkei.core.sync.ports import MAX_BATCH, BulkSource, ChangeBatch, Cursor, WriteResult
@@ -31,23 +31,20 @@ class BuiltinCrmAdapter:
         return list(self.crm.get_many(object_name, ids, include_deleted=True))
 
     def create(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
-        out: list[WriteResult] = []
-        with self.crm.together():  # one call per 200 records, one commit for them all (CrmService.together)
-            for start in range(0, len(records), MAX_BATCH):
-                self.calls["write"] += 1
-                out += [
-                    _result(r) for r in self.crm.create_many(object_name, records[start : start + MAX_BATCH])
-                ]
-        return out
+        return self._in_batches(self.crm.create_many, object_name, records)
 
     def update(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        return self._in_batches(self.crm.update_many, object_name, records)
+
+    def _in_batches(self, write: Callable[[str, Sequence[Mapping[str, Any]]], list[SaveResult]], object_name: str,
+                    records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:  # fmt: skip
+        """One counted call per 200 records, as the API takes them; one commit for them all
+        (``CrmService.together``)."""
         out: list[WriteResult] = []
         with self.crm.together():
             for start in range(0, len(records), MAX_BATCH):
                 self.calls["write"] += 1
-                out += [
-                    _result(r) for r in self.crm.update_many(object_name, records[start : start + MAX_BATCH])
-                ]
+                out += [_result(r) for r in write(object_name, records[start : start + MAX_BATCH])]
         return out
 
     def describe(self, object_name: str) -> Mapping[str, Any]:
