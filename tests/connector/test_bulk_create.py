@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from renkei.clock import FixedClock
 from renkei.connector import bulk as bulk_path
 from renkei.connector import config as c
+from renkei.connector import service as service_module
 from renkei.connector.service import SyncService
 from renkei.core.identity import email_key
 from renkei.crm.service import CrmService
@@ -255,13 +256,18 @@ def test_explain_reads_a_bulk_create(engine: Engine) -> None:
     assert svc.rollback(run["runId"])["restored"] == 0  # a run's creates are not undone (as before)
 
 
+def plain_leads(n: int) -> dict[str, Any]:
+    """An org of ``n`` leads the bulk path takes (p0@… onwards), no filter or cap."""
+    return {"records": [{"object": "Lead", "Email": f"p{i}@example.jp", "Title": "課長", "OwnerId": LINKED_OWNER,
+                         "Phone": None, "HasOptedOutOfEmail": False} for i in range(n)],
+            "existing": [], "cap": None, "prefer": "contact", "filter": False}  # fmt: skip
+
+
 def test_a_chunk_rechecks_its_records_when_another_connection_committed(sqlite_engine: Engine) -> None:
     """SQLite commits the copy a chunk at a time: a prospect someone creates in between with the
     email of a record still to come takes that record (the planner links them), no duplicate."""
     engine = sqlite_engine
-    org = {"records": [{"object": "Lead", "Email": f"p{i}@example.jp", "Title": "課長", "OwnerId": LINKED_OWNER,
-                        "Phone": None, "HasOptedOutOfEmail": False} for i in range(6)],
-           "existing": [], "cap": None, "prefer": "contact", "filter": False}  # fmt: skip
+    org = plain_leads(6)
     clock = build(engine, org)
     commit_chunk = bulk_path._commit_chunk
     chunks: list[int] = []
@@ -311,3 +317,51 @@ def test_a_large_initial_sync_refreshes_its_postgresql_statistics(pg_url: str) -
         )
     assert estimates == {"prospect": 1500, "sync_link": 1500, "sync_state": 1500, "sync_audit": 1500}
     engine.dispose()
+
+
+def test_the_cycle_reads_no_bulk_created_prospect_but_an_edit_made_since(sqlite_engine: Engine) -> None:
+    """The bulk copy's new prospects are known by their stamp and id ranges: the same cycle's read of
+    changed prospects passes over them without reading their rows (a million after an initial sync),
+    but a user's edit of one made after the copy (a new ``updatedAt``) is read and synced — and
+    another connection's prospect created between two chunks (the copy's stamp, an id between its
+    ranges) is read as well."""
+    engine = sqlite_engine
+    org = plain_leads(5)
+    clock = build(engine, org)
+    commit_chunk = bulk_path._commit_chunk
+    theirs: list[int] = []
+
+    def someone_creates_after_the_first(*args: Any) -> tuple[int, int]:
+        version, made = commit_chunk(*args)
+        if not theirs:  # the copy's own instant (a fixed clock): only its id tells it apart
+            theirs.append(ProspectService(engine, clock=clock).create({"email": "x@example.jp"})["id"])
+        return version, made
+
+    copy = service_module.create_in_bulk
+
+    def then_a_user_edits(svc: SyncService, run_id: int, started: dt.datetime) -> Any:
+        made = copy(svc, run_id, started)
+        clock.advance(seconds=1)
+        with engine.connect() as conn:
+            pid = conn.execute(
+                sa.select(t.prospect.c.id).where(t.prospect.c.email == "p3@example.jp")
+            ).scalar_one()
+        ProspectService(engine, clock=clock).update(pid, {"comments": "展示会で名刺交換"})
+        return made
+
+    svc = SyncService(engine, config(org, 0), clock=clock)
+    with (
+        mock.patch.object(bulk_path, "_CHUNK", 2),
+        mock.patch.object(bulk_path, "_commit_chunk", someone_creates_after_the_first),
+        mock.patch.object(service_module, "create_in_bulk", then_a_user_edits),
+    ):
+        out = svc.run()
+    assert out["counts"]["ma"]["create"] == 5
+    assert svc._bulk_created is not None and len(svc._bulk_created.ranges) == 2  # theirs comes between
+    with engine.connect() as conn:
+        rows = {r.email: r for r in conn.execute(sa.select(t.prospect))}
+        lead = conn.execute(
+            sa.text('SELECT "Description" FROM crm_lead WHERE "Email" = \'p3@example.jp\'')
+        ).scalar()
+    assert set(svc._read_prospects) == {rows["p3@example.jp"].id, *theirs}
+    assert lead == "展示会で名刺交換" and out["counts"]["crm"]["update"] == 1

@@ -258,28 +258,40 @@ class _Sql:
         return sa.cast(text, sa.JSON) if self.pg else text
 
 
-def create_in_bulk(svc: SyncService, run_id: int, started: dt.datetime) -> int:
-    """Create the cycle's plain new prospects in bulk; returns how many (0: the per-record path
-    does everything, as it does below the threshold or for a CRM elsewhere)."""
+@dataclass(frozen=True)
+class BulkCreated:
+    """What a cycle's bulk copy created: how many prospects, their one stamp (``createdAt``,
+    ``updatedAt`` and ``salesforceLastSync``) and, on SQLite, the id ranges (inclusive) that hold
+    exactly them (each chunk holds the write lock, so no other prospect comes between; PostgreSQL:
+    none given, another transaction's prospects may)."""
+
+    count: int
+    stamp: dt.datetime
+    ranges: tuple[tuple[int, int], ...]
+
+
+def create_in_bulk(svc: SyncService, run_id: int, started: dt.datetime) -> BulkCreated | None:
+    """Create the cycle's plain new prospects in bulk (None: the per-record path does everything, as
+    it does below the threshold or for a CRM elsewhere)."""
     cfg, adapter = svc.config, svc.adapter
     if (
         not isinstance(adapter, BulkCopyCapable)
         or not cfg.auto_create_prospects
         or cfg.rate_per_hour is not None
     ):
-        return 0
+        return None
     now = svc.clock.now()
     with svc.engine.connect() as conn:  # commits as it goes (see _CHUNK); what it leaves open rolls back
         sources: dict[str, BulkSource] = {}
         for obj in CRM_OBJECTS:
             source = adapter.bulk_source(conn, obj, cfg.filter_for(obj), now)
             if source is None:
-                return 0
+                return None
             sources[obj] = source
         if conn.execute(
             sa.select(sync_queue.c.record_id).where(sync_queue.c.source.like("crm:%")).limit(1)
         ).first():
-            return 0  # records waiting from an earlier cycle: keep their order simple, go per record
+            return None  # records waiting from an earlier cycle: keep their order simple, go per record
         cursors = {obj: svc._cursor(conn, f"crm:{obj}") for obj in CRM_OBJECTS}
 
         def pending(table: sa.Table, obj: str) -> Any:
@@ -300,7 +312,7 @@ def create_in_bulk(svc: SyncService, run_id: int, started: dt.datetime) -> int:
                 .limit(cfg.bulk_create_threshold))  # fmt: skip
             count += int(conn.execute(sa.select(sa.func.count()).select_from(some.subquery())).scalar_one())
         if count < cfg.bulk_create_threshold:
-            return 0
+            return None
         p = dynamic.load_prospect_schema(conn).table
         ma_kinds = {c.name: kind_of(c) for c in p.columns}
         specs: dict[str, CreationSpec] = {}
@@ -309,13 +321,14 @@ def create_in_bulk(svc: SyncService, run_id: int, started: dt.datetime) -> int:
             spec = creation_spec(obj, [(m.ma, f) for m, f in cfg.fields_to_pull(obj)],
                                  [(m.ma, f) for m, f in cfg.mappings(obj)], crm_kinds, ma_kinds)  # fmt: skip
             if spec is None:
-                return 0
+                return None
             specs[obj] = spec
         sql = _Sql(conn)
         _pending.create(conn)
         restore = sql.roomy(conn)  # after the create: the temporary database exists only from then
+        ranges: list[tuple[int, int]] = []
         try:
-            created = _copy(svc, conn, sql, sources, specs, pending, run_id, started, now)
+            created = _copy(svc, conn, sql, sources, specs, pending, run_id, started, now, ranges)
             conn.commit()
         except BaseException:
             conn.rollback()
@@ -328,11 +341,18 @@ def create_in_bulk(svc: SyncService, run_id: int, started: dt.datetime) -> int:
     # PostgreSQL: statistics for the tables a large initial sync has just filled (see analyze_if_grown)
     for table in (p.name, sync_link.name, sync_state.name, sync_audit.name):
         analyze_if_grown(svc.engine, table, created)
-    return created
+    merged: list[tuple[int, int]] = []  # one range where chunks and objects follow each other
+    for lo, hi in sorted(ranges):
+        if merged and lo == merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], hi)
+        else:
+            merged.append((lo, hi))
+    return BulkCreated(created, now, tuple(merged))
 
 
 def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, BulkSource],
-          specs: dict[str, CreationSpec], pending: Any, run_id: int, started: dt.datetime, now: dt.datetime) -> int:  # fmt: skip
+          specs: dict[str, CreationSpec], pending: Any, run_id: int, started: dt.datetime, now: dt.datetime,
+          ranges: list[tuple[int, int]]) -> int:  # fmt: skip
     cfg = svc.config
     pend, users = _pending, t.ma_user
     # 1. the pending records, and which of them would reach the planner's email matching (given a key:
@@ -398,7 +418,7 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         created = 0
         for lo in range(0, last_row, _CHUNK):
             seen, made = _commit_chunk(
-                conn, sql, sources, specs, p, run_id, now, rowid > lo, rowid <= lo + _CHUNK, seen
+                conn, sql, sources, specs, p, run_id, now, rowid > lo, rowid <= lo + _CHUNK, seen, ranges
             )
             created += made
     # 5. the rest to the per-record planner of this same cycle, the watermarks past everything read
@@ -433,7 +453,8 @@ _CHUNK = 100_000
 
 
 def _commit_chunk(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: dict[str, CreationSpec],
-                  p: sa.Table, run_id: int, now: dt.datetime, rest: Any, upto: Any, seen: int) -> tuple[int, int]:  # fmt: skip
+                  p: sa.Table, run_id: int, now: dt.datetime, rest: Any, upto: Any, seen: int,
+                  ranges: list[tuple[int, int]]) -> tuple[int, int]:  # fmt: skip
     """SQLite: the next chunk's prospects (the pending records of ``rest`` and ``upto``: SQL
     conditions) in a transaction of their own. ``seen`` is the data version (``_data_version``) the
     records still to do (``rest``) were last judged against: when another connection has committed
@@ -448,7 +469,7 @@ def _commit_chunk(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], s
         conn.execute(pend.update().where(pend.c.eligible == 1, rest, sa.or_(
             sa.exists().where(p.c.emailKey == pend.c.ekey),
             sa.exists().where(sync_link.c.crm_id == pend.c.id))).values(eligible=0))  # fmt: skip
-    made = _create(conn, sql, sources, specs, p, run_id, now, sa.and_(rest, upto))
+    made = _create(conn, sql, sources, specs, p, run_id, now, sa.and_(rest, upto), ranges)
     conn.commit()
     return version, made  # the connection's own commits leave the version as it is
 
@@ -459,10 +480,12 @@ def _data_version(conn: Connection) -> int:
 
 
 def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: dict[str, CreationSpec],
-            p: sa.Table, run_id: int, now: dt.datetime, chunk: Any) -> int:  # fmt: skip
+            p: sa.Table, run_id: int, now: dt.datetime, chunk: Any,
+            ranges: list[tuple[int, int]] | None = None) -> int:  # fmt: skip
     """The eligible pending records of ``chunk`` (an SQL condition on them) become prospects, linked,
     with their agreed values and create audit, an object at a time (its records' and prospects'
-    pages still in the cache). Returns how many."""
+    pages still in the cache). Returns how many; on SQLite, each object's new prospect ids go to
+    ``ranges`` as (first, last)."""
     pend = _pending
     stamp = sa.literal(now, type_=UTCDateTime())
     created = int(conn.execute(sa.select(sa.func.count()).where(pend.c.eligible == 1, chunk)).scalar_one())
@@ -483,6 +506,10 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
         row = {**values, **fixed}
         select = sa.select(*row.values())
         conn.execute(p.insert().from_select(list(row), select.where(mine)))
+        if ranges is not None and not sql.pg:
+            top = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(p.c.id), 0))).scalar_one())
+            if top > before:
+                ranges.append((before + 1, top))
         # link, agree, audit: one statement each, driven by the new prospects themselves (their rows
         # hold most of what is agreed and taken; the record is found by its primary key)
         crm_id = p.c.salesforceLeadId if obj == "Lead" else p.c.salesforceContactId

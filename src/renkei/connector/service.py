@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from renkei import ids
 from renkei.clock import Clock, SystemClock
 from renkei.connector.adapters.builtin import BuiltinCrmAdapter
-from renkei.connector.bulk import create_in_bulk
+from renkei.connector.bulk import BulkCreated, create_in_bulk
 from renkei.connector.config import CRM_OBJECTS, ConnectorConfig, FieldMapping
 from renkei.core.identity import email_key
 from renkei.core.sync.judge import (
@@ -95,6 +95,8 @@ class SyncService:
         self._pair_writes: dict[int, dict[str, Any]] = {}
         # pair updates left for the next cycle: their prospect was edited after this cycle read it
         self._deferred: list[Op] = []
+        # SQLite: the prospects this cycle's bulk copy created (its stamp, id ranges; ``BulkCreated``)
+        self._bulk_created: BulkCreated | None = None
 
     def _field_names(self, obj: str) -> frozenset[str]:
         """The CRM object's field names, described once per service (one cycle)."""
@@ -236,8 +238,16 @@ class SyncService:
                 orders = (
                     [[p.c.id], [p.c.updatedAt, p.c.id]] if ma_mark is not None else [[p.c.updatedAt, p.c.id]]
                 )
+                fresh: Any = sa.true()
+                bulk = self._bulk_created
+                if bulk is not None and bulk.ranges:
+                    # the bulk copy's new prospects (echoes too), known by stamp and id from the index:
+                    # an initial sync's million are then not each read to be dropped as one
+                    made = sa.literal(bulk.stamp, type_=p.c.updatedAt.type)
+                    fresh = sa.not_(sa.and_(p.c.updatedAt == made,
+                                            sa.or_(*[p.c.id.between(lo, hi) for lo, hi in bulk.ranges])))  # fmt: skip
                 for r, order in zip(ranges, orders, strict=True):
-                    q = sa.select(*synced).where(r, upto, ~own_echo).order_by(*order)
+                    q = sa.select(*synced).where(r, upto, fresh, ~own_echo).order_by(*order)
                     prospects.update(_rows_by_id(conn.execute(q)))
             extra = [int(i) for i in by_source.get("ma:prospect", []) if int(i) not in prospects]
             if extra:
@@ -334,7 +344,8 @@ class SyncService:
         with self.engine.begin() as conn:
             run_id = int(conn.execute(sync_run.insert().values(kind="cycle", started_at=started, status="running")
                                       .returning(sync_run.c.id)).scalar_one())  # fmt: skip
-        bulk_created = create_in_bulk(self, run_id, started)  # the plain new records of a large cycle
+        self._bulk_created = create_in_bulk(self, run_id, started)  # the plain new records of a large cycle
+        bulk_created = self._bulk_created.count if self._bulk_created is not None else 0
         gathered = self._gather()
         with self.engine.connect() as conn:
             ops = self._plan(conn, gathered)
