@@ -200,6 +200,30 @@ def test_the_bulk_path_takes_plain_records_and_leaves_the_rest(engine: Engine) -
         "email": "a@example.jp", "lastName": "人0", "company": "会社0", "jobTitle": "課長", "optedOut": False,
         "assignedToId": 1}  # fmt: skip
     assert "phone" not in created[lead.id] and "firstName" not in created[lead.id]  # blanks are not written
+    # the record had no LeadSource: the default the connector gave the prospect is what it wrote
+    assert created[lead.id]["source"] == created[contact.id]["source"] == "CRM"
+
+
+@pytest.mark.parametrize("threshold", [0, 10**9], ids=["bulk", "per-record"])
+def test_a_create_audits_the_source_the_prospect_got(engine: Engine, threshold: int) -> None:
+    """The record's LeadSource when it has one, else the connector's default (``CRM``), which it
+    wrote as well: on both paths, so ``sync explain`` names the create as the source's last write."""
+    org = plain_leads(3)
+    for record, source in zip(org["records"], ["Web", " ", None], strict=True):
+        record["LeadSource"] = source
+    clock = build(engine, org)
+    out = SyncService(engine, config(org, threshold), clock=clock).run()
+    assert out["counts"]["ma"]["create"] == 3
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t.prospect.c.email, t.prospect.c.source, sync_audit.c.new)
+                            .join(sync_audit, sync_audit.c.prospect_id == t.prospect.c.id)
+                            .where(sync_audit.c.action == "create")).all()  # fmt: skip
+    got = {row.email: (row.source, row.new["source"]) for row in rows}
+    assert got == {
+        "p0@example.jp": ("Web", "Web"),
+        "p1@example.jp": ("CRM", "CRM"),
+        "p2@example.jp": ("CRM", "CRM"),
+    }
 
 
 KEYS = ["Sato@Example.JP", "  ｓａｔｏ＠ｅｘａｍｐｌｅ．ｊｐ　", "\tＳＡＴＯ＠example.jp\n", "STRASSE@example.jp",

@@ -497,7 +497,7 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
         for copy in spec.copies:
             col, kind, value = _copied(sql, c, copy)
             values[copy.target] = sa.case((sql.blank(col, kind), sa.null()), else_=value)
-        fixed = {"emailKey": pend.c.ekey, "score": sa.literal(0), "isDeleted": sa.false(), "createdAt": stamp,
+        fixed = {"emailKey": pend.c.ekey, "score": sa.literal(_SCORE), "isDeleted": sa.false(), "createdAt": stamp,
                  "updatedAt": stamp, "salesforceId": c.c.Id, "salesforceLastSync": stamp,
                  "salesforceLeadId": c.c.Id if obj == "Lead" else sa.null(),
                  "salesforceContactId": c.c.Id if obj == "Contact" else sa.null(),
@@ -521,16 +521,22 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
         conn.execute(sync_link.insert().from_select(
             ["prospect_id", "crm_object", "crm_id", "linked_at", "run_id"],
             sa.select(p.c.id, sa.literal(obj), crm_id, stamp, sa.literal(run_id)).where(new)))  # fmt: skip
-        new = sa.and_(new, c.c.Id == crm_id)
+        with_record = sa.and_(new, c.c.Id == crm_id)
         conn.execute(sync_state.insert().from_select(
             ["prospect_id", "crm_object", "values", "synced_at", "sparse"],
-            sa.select(p.c.id, sa.literal(obj), sql.as_json(_agreed(sql, spec, c, p, now)), stamp, sa.true()).where(new)))  # fmt: skip
-        reason = sa.func.substr(cat(f"new {obj} with email ", c.c.Email), 1, 255, type_=sa.Text)
+            sa.select(p.c.id, sa.literal(obj), sql.as_json(_agreed(sql, spec, c, p, now)), stamp, sa.true()).where(with_record)))  # fmt: skip
+        # the audit reads the record only where the prospect does not hold what it took (reading each
+        # record's row cost a sixth of this statement): an eligible record's email is no blank, so
+        # the prospect holds it as it is when copied as it is
+        taken, from_record = _taken(sql, c, p, spec)
+        mail = p.c.email if any(_as_copied(k, sql_kind(c.c[k.source]), p.c[k.target])
+                                for k in spec.copies if (k.source, k.target) == ("Email", "email")) else c.c.Email  # fmt: skip
+        reason = sa.func.substr(cat(f"new {obj} with email ", mail), 1, 255, type_=sa.Text)
         conn.execute(sync_audit.insert().from_select(
             ["run_id", "at", "direction", "action", "object", "record_id", "prospect_id", "new", "rule", "evidence", "reason"],
             sa.select(sa.literal(run_id), stamp, sa.literal("ma"), sa.literal("create"), sa.literal("prospect"),
-                      sa.cast(p.c.id, sa.String), p.c.id, sql.as_json(_taken(sql, c, p, spec)), sa.literal("create"),
-                      sa.literal("rule"), reason).where(new)))  # fmt: skip
+                      sa.cast(p.c.id, sa.String), p.c.id, sql.as_json(taken), sa.literal("create"),
+                      sa.literal("rule"), reason).where(with_record if from_record or mail is c.c.Email else new)))  # fmt: skip
     return created
 
 
@@ -547,20 +553,26 @@ def sql_kind(column: Any) -> Kind:
     return kind
 
 
-def _taken(sql: _Sql, crm: sa.Table, p: sa.Table, spec: CreationSpec) -> Any:
-    """The create audit's ``new``: a JSON object of every non-blank value the prospect took (and its
-    owner). A value copied as it is is read from the new prospect (NULL there when it was blank)."""
+def _taken(sql: _Sql, crm: sa.Table, p: sa.Table, spec: CreationSpec) -> tuple[Any, bool]:
+    """The create audit's ``new``: a JSON object of every non-blank value the prospect took, its
+    ``source`` (the record's, or the default the connector gave it) and its owner; and whether it
+    reads the record. A value copied as it is and the source are read from the new prospect (NULL
+    there when it was blank), so with no other copy the record is not read at all."""
     members = []
+    from_record = False
     for copy in spec.copies:
+        if copy.target == "source":
+            continue  # below, as the prospect holds it
         col, kind, value = _copied(sql, crm, copy)
         target = p.c[copy.target]
         if _as_copied(copy, kind, target):  # as stored: no blank test
             members.append(_Member(copy.target, target.is_(None), sql.json_text(target, kind)))
         else:
             members.append(_Member(copy.target, sql.blank(col, kind), sql.json_text(value, kind)))
-    owner = p.c[_OWNER]
-    members.append(_Member(_OWNER, owner.is_(None), sql.json_text(owner, Kind.INTEGER)))
-    return _object(sql, members)
+            from_record = True
+    for name, kind in (("source", Kind.TEXT), (_OWNER, Kind.INTEGER)):
+        members.append(_Member(name, p.c[name].is_(None), sql.json_text(p.c[name], kind)))
+    return _object(sql, members), from_record
 
 
 def _as_copied(copy: Copy, kind: Kind, target: sa.Column[Any]) -> bool:
@@ -580,7 +592,7 @@ class _Member:
     text (``_Sql.json_text``; anything where the member is left out)."""
 
     name: str
-    left_out: Any
+    left_out: Any  # None: never left out, ``text`` a Python string (a constant member)
     text: Any
 
 
@@ -590,8 +602,11 @@ def _object(sql: _Sql, members: list[_Member]) -> Any:
     call, where a NULL argument prints as nothing. (SQLite's ``json_object`` cannot leave a member
     out: dropping its NULL members afterwards with ``json_patch('{}', …)``, which parses the whole
     object anew, took a tenth longer per statement; naming them "" for one ``replace``, a fifth.)"""
-    parts = []
+    parts: list[Any] = []
     for m in members:
+        if m.left_out is None:  # a constant member: part of the printf format on SQLite
+            parts.append("," + json.dumps(m.name, ensure_ascii=False) + ":" + m.text)
+            continue
         head = sa.literal("," + json.dumps(m.name, ensure_ascii=False) + ":", sa.Text)
         parts.append(
             sa.case((m.left_out, sa.literal("") if sql.pg else sa.null()), else_=head.concat(m.text))
@@ -618,6 +633,19 @@ def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.d
         plain = _agreed_copy(sql, a, copied, crm, p)
         if plain is not None:
             members.append(plain)
+            continue
+        known, value_on_create = _on_create(a.field, spec, p, now)
+        if known and a.source is None:  # both sides known before any row is read: a constant member
+            if value_on_create is not None:  # (none: both empty, left out)
+                members.append(_Member(a.field, None, "[null," + json.dumps(jsonable(value_on_create)) + "]"))
+            continue
+        if known and value_on_create is None:  # a new prospect leaves it empty: the record's value, paired
+            assert a.crm_kind is not None and a.source is not None
+            crm_col = crm.c[a.source]
+            as_ma = sql.number_as_ma(crm_col, sa.false()) if a.crm_kind is Kind.NUMBER else crm_col
+            members.append(
+                _Member(a.field, crm_col.is_(None), cat("[", sql.literal(as_ma, a.crm_kind), ",null]"))
+            )
             continue
         if a.field in stamps:
             ma: Any = sa.literal(now, type_=UTCDateTime())
@@ -658,6 +686,25 @@ def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.d
     owner = p.c[_OWNER]  # both sides: the record's owner's user
     members.append(_Member(_OWNER, owner.is_(None), sql.json_text(owner, Kind.INTEGER)))
     return _object(sql, members)
+
+
+#: A new prospect's score.
+_SCORE = 0
+
+
+def _on_create(field: str, spec: CreationSpec, p: sa.Table, now: dt.datetime) -> tuple[bool, Any]:
+    """(True, the value) when every new prospect of ``spec`` holds one value in ``field`` whatever its
+    record (``now`` for its stamps, its score, None for a column the copy leaves to NULL: no copy,
+    not set on create, no default), else (False, None)."""
+    if field in ("createdAt", "updatedAt", "salesforceLastSync"):
+        return True, now
+    if field == "score":
+        return True, _SCORE
+    column = p.c[field]
+    taken = field in _SET_ON_CREATE or any(c.target == field for c in spec.copies)
+    if taken or column.default is not None or column.server_default is not None:
+        return False, None
+    return True, None
 
 
 def _agreed_copy(sql: _Sql, a: AgreedPair, copied: dict[tuple[str, str], Copy], crm: sa.Table,

@@ -581,12 +581,14 @@ class SyncService:
                 pids[i] = int(new_id)
         conn.execute(sync_link.insert(), [{"prospect_id": pid, "crm_object": op.object, "crm_id": op.record_id,
                                            "linked_at": now, "run_id": run_id} for op, pid in zip(ops, pids, strict=True)])  # fmt: skip
-        # one audit row per new prospect: every field it took from the CRM record (explain reads it)
+        # one audit row per new prospect: every field it took from the CRM record and its source (the
+        # record's, or the default it was given; explain reads it)
         conn.execute(_AUDIT_INSERT, [{"run_id": run_id, "at": now, "direction": "ma", "action": "create",
                                       "object": "prospect", "record_id": str(pid), "prospect_id": pid, "field": None,
-                                      "old": None, "new": {k: _jsonable(v) for k, v in op.values.items()},
+                                      "old": None, "new": {**{k: _jsonable(v) for k, v in op.values.items()},
+                                                           "source": row["source"]},
                                       "rule": "create", "evidence": Evidence.RULE.value, "reason": op.reason[:255]}
-                                     for op, pid in zip(ops, pids, strict=True)])  # fmt: skip
+                                     for op, pid, row in zip(ops, pids, rows, strict=True)])  # fmt: skip
         created = {
             int(r["id"]): dict(r) for r in conn.execute(sa.select(p).where(p.c.id.in_(pids))).mappings()
         }
