@@ -389,3 +389,24 @@ def test_the_cycle_reads_no_bulk_created_prospect_but_an_edit_made_since(sqlite_
         ).scalar()
     assert set(svc._read_prospects) == {rows["p3@example.jp"].id, *theirs}
     assert lead == "展示会で名刺交換" and out["counts"]["crm"]["update"] == 1
+
+
+def test_the_pending_records_live_in_memory_during_the_copy_only(sqlite_engine: Engine) -> None:
+    """SQLite: the connection's temporary database is in memory while the copy runs (no temporary
+    file to write, a quick drop), and the setting is put back for the pooled connection after."""
+    engine = sqlite_engine
+    org = plain_leads(3)
+    clock = build(engine, org)
+    copy = bulk_path._copy
+    seen: list[int] = []
+    used: list[Any] = []
+
+    def watched(svc: SyncService, conn: Any, *args: Any) -> int:
+        seen.append(int(conn.exec_driver_sql("PRAGMA temp_store").scalar_one()))
+        used.append(conn.connection.driver_connection)
+        return int(copy(svc, conn, *args))
+
+    with mock.patch.object(bulk_path, "_copy", watched):
+        out = SyncService(engine, config(org, 0), clock=clock).run()
+    assert out["counts"]["ma"]["create"] == 3 and seen == [2]  # 2: MEMORY
+    assert used[0].execute("PRAGMA temp_store").fetchone()[0] == 0  # back to the default (as compiled)
