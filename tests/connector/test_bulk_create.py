@@ -287,12 +287,16 @@ def plain_leads(n: int) -> dict[str, Any]:
             "existing": [], "cap": None, "prefer": "contact", "filter": False}  # fmt: skip
 
 
+def built(engine: Engine, org: dict[str, Any]) -> tuple[dict[str, Any], FixedClock]:
+    """``org`` built in ``engine`` (``build``), and the clock after it."""
+    return org, build(engine, org)
+
+
 def test_a_chunk_rechecks_its_records_when_another_connection_committed(sqlite_engine: Engine) -> None:
     """SQLite commits the copy a chunk at a time: a prospect someone creates in between with the
     email of a record still to come takes that record (the planner links them), no duplicate."""
     engine = sqlite_engine
-    org = plain_leads(6)
-    clock = build(engine, org)
+    org, clock = built(engine, plain_leads(6))
     commit_chunk = bulk_path._commit_chunk
     chunks: list[int] = []
     theirs: list[int] = []
@@ -350,8 +354,7 @@ def test_the_cycle_reads_no_bulk_created_prospect_but_an_edit_made_since(sqlite_
     another connection's prospect created between two chunks (the copy's stamp, an id between its
     ranges) is read as well."""
     engine = sqlite_engine
-    org = plain_leads(5)
-    clock = build(engine, org)
+    org, clock = built(engine, plain_leads(5))
     commit_chunk = bulk_path._commit_chunk
     theirs: list[int] = []
 
@@ -395,8 +398,7 @@ def test_the_pending_records_live_in_memory_during_the_copy_only(sqlite_engine: 
     """SQLite: the connection's temporary database is in memory while the copy runs (no temporary
     file to write, a quick drop), and the setting is put back for the pooled connection after."""
     engine = sqlite_engine
-    org = plain_leads(3)
-    clock = build(engine, org)
+    org, clock = built(engine, plain_leads(3))
     copy = bulk_path._copy
     seen: list[int] = []
     used: list[Any] = []
