@@ -215,6 +215,8 @@ ma_user = sa.Table(
     sa.Column("language", sa.String(8), nullable=False, default="ja"),
     sa.Column("createdAt", UTCDateTime(), nullable=False),
     sa.Column("updatedAt", UTCDateTime(), nullable=False),
+    # the connector finds a CRM owner's user by it, once per record in the initial sync's bulk copy
+    sa.Index("ix_ma_user_salesforceid", "salesforceId"),
 )
 
 campaign = sa.Table(
