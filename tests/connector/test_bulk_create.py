@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -218,12 +219,21 @@ def test_a_create_audits_the_source_the_prospect_got(engine: Engine, threshold: 
         rows = conn.execute(sa.select(t.prospect.c.email, t.prospect.c.source, sync_audit.c.new)
                             .join(sync_audit, sync_audit.c.prospect_id == t.prospect.c.id)
                             .where(sync_audit.c.action == "create")).all()  # fmt: skip
+        # the agreed values as stored text (on SQLite the bulk path builds them from the audit text)
+        texts = [r[0] for r in conn.execute(sa.select(sa.type_coerce(sync_state.c["values"], sa.Text)))]
     got = {row.email: (row.source, row.new["source"]) for row in rows}
     assert got == {
         "p0@example.jp": ("Web", "Web"),
         "p1@example.jp": ("CRM", "CRM"),
         "p2@example.jp": ("CRM", "CRM"),
     }
+
+    def once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        assert len({k for k, _ in pairs}) == len(pairs), pairs  # no member twice
+        return dict(pairs)
+
+    states = [json.loads(x, object_pairs_hook=once) if isinstance(x, str) else x for x in texts]
+    assert sorted(str(st["source"]) for st in states) == ["Web", "[' ', 'CRM']", "[None, 'CRM']"]
 
 
 KEYS = ["Sato@Example.JP", "  ｓａｔｏ＠ｅｘａｍｐｌｅ．ｊｐ　", "\tＳＡＴＯ＠example.jp\n", "STRASSE@example.jp",

@@ -537,9 +537,6 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
             ["prospect_id", "crm_object", "crm_id", "linked_at", "run_id"],
             sa.select(p.c.id, sa.literal(obj), crm_id, stamp, sa.literal(run_id)).where(new)))  # fmt: skip
         with_record = sa.and_(new, c.c.Id == crm_id)
-        conn.execute(sync_state.insert().from_select(
-            ["prospect_id", "crm_object", "values", "synced_at", "sparse"],
-            sa.select(p.c.id, sa.literal(obj), sql.as_json(_agreed(sql, spec, c, p, now)), stamp, sa.true()).where(with_record)))  # fmt: skip
         # the audit reads the record only where the prospect does not hold what it took (reading each
         # record's row cost a sixth of this statement): an eligible record's email is no blank, so
         # the prospect holds it as it is when copied as it is
@@ -547,11 +544,25 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
         mail = p.c.email if any(_as_copied(k, sql_kind(c.c[k.source]), p.c[k.target])
                                 for k in spec.copies if (k.source, k.target) == ("Email", "email")) else c.c.Email  # fmt: skip
         reason = sa.func.substr(cat(f"new {obj} with email ", mail), 1, 255, type_=sa.Text)
-        conn.execute(sync_audit.insert().from_select(
+        a = sync_audit
+        last_audit = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(a.c.id), 0))).scalar_one())
+        conn.execute(a.insert().from_select(
             ["run_id", "at", "direction", "action", "object", "record_id", "prospect_id", "new", "rule", "evidence", "reason"],
             sa.select(sa.literal(run_id), stamp, sa.literal("ma"), sa.literal("create"), sa.literal("prospect"),
                       sa.cast(p.c.id, sa.String), p.c.id, sql.as_json(taken), sa.literal("create"),
                       sa.literal("rule"), reason).where(with_record if from_record or mail is c.c.Email else new)))  # fmt: skip
+        # the agreed values: from the audit rows just written where they hold most of it (SQLite; the
+        # fifteen or so copied members are then not built twice), else built whole
+        prefix = _from_taken(sql, spec, c, p, a.c.new) if not from_record and mail is not c.c.Email else None
+        state = sql.as_json(_agreed(sql, spec, c, p, now, prefix))
+        where = (
+            with_record
+            if prefix is None
+            else sa.and_(with_record, a.c.id > last_audit, a.c.prospect_id == p.c.id)
+        )
+        conn.execute(sync_state.insert().from_select(
+            ["prospect_id", "crm_object", "values", "synced_at", "sparse"],
+            sa.select(p.c.id, sa.literal(obj), state, stamp, sa.true()).where(where)))  # fmt: skip
     return created
 
 
@@ -585,7 +596,7 @@ def _taken(sql: _Sql, crm: sa.Table, p: sa.Table, spec: CreationSpec) -> tuple[A
         else:
             members.append(_Member(copy.target, sql.blank(col, kind), sql.json_text(value, kind)))
             from_record = True
-    for name, kind in (("source", Kind.TEXT), (_OWNER, Kind.INTEGER)):
+    for name, kind in ((_OWNER, Kind.INTEGER), ("source", Kind.TEXT)):  # the source last: _from_taken
         members.append(_Member(name, p.c[name].is_(None), sql.json_text(p.c[name], kind)))
     return _object(sql, members), from_record
 
@@ -617,6 +628,11 @@ def _object(sql: _Sql, members: list[_Member]) -> Any:
     call, where a NULL argument prints as nothing. (SQLite's ``json_object`` cannot leave a member
     out: dropping its NULL members afterwards with ``json_patch('{}', …)``, which parses the whole
     object anew, took a tenth longer per statement; naming them "" for one ``replace``, a fifth.)"""
+    return cat("{", sa.func.substr(cat(*_parts(sql, members)), 2, type_=sa.Text), "}")
+
+
+def _parts(sql: _Sql, members: list[_Member]) -> list[Any]:
+    """Each member's text with its leading comma (``,"name":value``; nothing where it is left out)."""
     parts: list[Any] = []
     for m in members:
         if m.left_out is None:  # a constant member: part of the printf format on SQLite
@@ -626,7 +642,7 @@ def _object(sql: _Sql, members: list[_Member]) -> Any:
         parts.append(
             sa.case((m.left_out, sa.literal("") if sql.pg else sa.null()), else_=head.concat(m.text))
         )
-    return cat("{", sa.func.substr(cat(*parts), 2, type_=sa.Text), "}")
+    return parts
 
 
 #: The JSON type a value of each kind has in Python (``jsonable``): what decides whether two values are alike.
@@ -634,11 +650,16 @@ _JSON_TYPE = {Kind.TEXT: "string", Kind.DATE: "string", Kind.DATETIME: "string",
               Kind.INTEGER: "integer", Kind.NUMBER: "float"}  # fmt: skip
 
 
-def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.datetime) -> Any:
+def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.datetime,
+            taken: Any = None) -> Any:  # fmt: skip
     """The new prospect's agreed values as ``_agreed_values`` writes them (a sparse row): a field whose
     two sides are alike (one JSON type, one value) as that bare value, else ``[CRM value as marketing
     keeps it, marketing value]``, and no member for a field both sides leave empty (NULL). The
-    marketing side is read from the new prospect (its stamps are ``now``)."""
+    marketing side is read from the new prospect (its stamps are ``now``).
+
+    ``taken``: the text of the prospect's create audit without its source (``_from_taken``), whose
+    members — the copied values the prospect holds and its owner — are these fields' members as
+    they are; only the rest is then built (where a copied text is NULL, its blank record value)."""
     stamps = {f: now for f in ("createdAt", "updatedAt", "salesforceLastSync")}
     copied = {(c.target, c.source): c for c in spec.copies}
     members: list[_Member] = []
@@ -646,6 +667,13 @@ def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.d
         if a.field == _OWNER:
             continue  # the owner is below
         plain = _agreed_copy(sql, a, copied, crm, p)
+        if plain is not None and taken is not None:  # held: in ``taken``; a NULL text: its blank, paired
+            if a.ma_kind is Kind.TEXT:
+                assert a.source is not None
+                held, record_col = p.c[a.field], crm.c[a.source]
+                members.append(_Member(a.field, sa.or_(held.is_not(None), record_col.is_(None)),
+                                       cat("[", sql.json_text(record_col, Kind.TEXT), ",null]")))  # fmt: skip
+            continue
         if plain is not None:
             members.append(plain)
             continue
@@ -698,9 +726,36 @@ def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.d
         # both sides empty: left out; alike (neither is empty then): the bare value; else the pair
         text = sa.case((alike, ma_out), else_=cat("[", crm_out, ",", ma_out, "]"))
         members.append(_Member(a.field, both_null, text))
+    if taken is not None:  # ``taken`` opens the object and holds the owner
+        return cat(taken, *_parts(sql, members), "}")
     owner = p.c[_OWNER]  # both sides: the record's owner's user
     members.append(_Member(_OWNER, owner.is_(None), sql.json_text(owner, Kind.INTEGER)))
     return _object(sql, members)
+
+
+def _from_taken(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, audit_new: Any) -> Any | None:
+    """SQLite: the part of a new prospect's create audit text (``_taken``, source last) that its
+    agreed values repeat — ``{`` and the members before the source: each copied value the prospect
+    holds, as it is, and the owner — when every copy but the source is copied as it is into a field
+    agreed with the same record field (``_agreed_copy``) and the email opens the object (an eligible
+    record's email is no blank); else None (the agreed values are built whole)."""
+    agreed = {a.field: a for a in spec.agreed}
+    if sql.pg or len(agreed) != len(spec.agreed) or not spec.copies or spec.copies[0].target != "email":
+        return None
+    copied = {(c.target, c.source): c for c in spec.copies}
+    for copy in spec.copies:
+        if copy.target == "source":
+            continue
+        a = agreed.get(copy.target)
+        kind = sql_kind(crm.c[copy.source])
+        if a is None or a.source != copy.source or not _as_copied(copy, kind, p.c[copy.target]):
+            return None
+        if _agreed_copy(sql, a, copied, crm, p) is None:
+            return None
+    text = sa.type_coerce(audit_new, sa.Text)
+    source = cat(',"source":', sql.json_text(p.c.source, Kind.TEXT))
+    cut = sa.case((p.c.source.is_(None), 0), else_=sa.func.length(source))
+    return sa.func.substr(text, 1, sa.func.length(text) - 1 - cut, type_=sa.Text)
 
 
 #: A new prospect's score.
