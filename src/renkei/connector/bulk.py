@@ -48,9 +48,11 @@ if TYPE_CHECKING:
 _STRIPPED = (" \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
              "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")  # fmt: skip
 _OWNER = "assignedToId"
+#: A new prospect's stamps: the copy's one instant.
+_STAMPS = ("createdAt", "updatedAt", "salesforceLastSync")
 #: Prospect fields a new prospect takes from its record or the engine, not from a copy.
 _SET_ON_CREATE = frozenset({"source", _OWNER, "emailKey", "salesforceId", "salesforceLeadId", "salesforceContactId",
-                            "score", "isDeleted", "createdAt", "updatedAt", "salesforceLastSync"})  # fmt: skip
+                            "score", "isDeleted", *_STAMPS})  # fmt: skip
 
 _md = sa.MetaData()
 #: The cycle's pending CRM records (a temporary table, dropped at the end of the transaction).
@@ -545,15 +547,16 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
                                 for k in spec.copies if (k.source, k.target) == ("Email", "email")) else c.c.Email  # fmt: skip
         reason = sa.func.substr(cat(f"new {obj} with email ", mail), 1, 255, type_=sa.Text)
         a = sync_audit
-        last_audit = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(a.c.id), 0))).scalar_one())
+        # the agreed values: from the audit rows written next where they hold most of it (SQLite; the
+        # fifteen or so copied members are then not built twice), else built whole
+        prefix = _from_taken(sql, spec, c, p, a.c.new) if not from_record and mail is not c.c.Email else None
+        if prefix is not None:
+            last_audit = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(a.c.id), 0))).scalar_one())
         conn.execute(a.insert().from_select(
             ["run_id", "at", "direction", "action", "object", "record_id", "prospect_id", "new", "rule", "evidence", "reason"],
             sa.select(sa.literal(run_id), stamp, sa.literal("ma"), sa.literal("create"), sa.literal("prospect"),
                       sa.cast(p.c.id, sa.String), p.c.id, sql.as_json(taken), sa.literal("create"),
                       sa.literal("rule"), reason).where(with_record if from_record or mail is c.c.Email else new)))  # fmt: skip
-        # the agreed values: from the audit rows just written where they hold most of it (SQLite; the
-        # fifteen or so copied members are then not built twice), else built whole
-        prefix = _from_taken(sql, spec, c, p, a.c.new) if not from_record and mail is not c.c.Email else None
         state = sql.as_json(_agreed(sql, spec, c, p, now, prefix))
         where = (
             with_record
@@ -660,7 +663,6 @@ def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.d
     ``taken``: the text of the prospect's create audit without its source (``_from_taken``), whose
     members — the copied values the prospect holds and its owner — are these fields' members as
     they are; only the rest is then built (where a copied text is NULL, its blank record value)."""
-    stamps = {f: now for f in ("createdAt", "updatedAt", "salesforceLastSync")}
     copied = {(c.target, c.source): c for c in spec.copies}
     members: list[_Member] = []
     for a in spec.agreed:
@@ -690,7 +692,7 @@ def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.d
                 _Member(a.field, crm_col.is_(None), cat("[", sql.literal(as_ma, a.crm_kind), ",null]"))
             )
             continue
-        if a.field in stamps:
+        if a.field in _STAMPS:
             ma: Any = sa.literal(now, type_=UTCDateTime())
             ma_out: Any = sa.literal(json.dumps(jsonable(now)))
         else:
@@ -746,11 +748,8 @@ def _from_taken(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, audit
     for copy in spec.copies:
         if copy.target == "source":
             continue
-        a = agreed.get(copy.target)
-        kind = sql_kind(crm.c[copy.source])
-        if a is None or a.source != copy.source or not _as_copied(copy, kind, p.c[copy.target]):
-            return None
-        if _agreed_copy(sql, a, copied, crm, p) is None:
+        a = agreed.get(copy.target)  # _agreed_copy: None unless copied as it is from the same field
+        if a is None or a.source != copy.source or _agreed_copy(sql, a, copied, crm, p) is None:
             return None
     text = sa.type_coerce(audit_new, sa.Text)
     source = cat(',"source":', sql.json_text(p.c.source, Kind.TEXT))
@@ -766,7 +765,7 @@ def _on_create(field: str, spec: CreationSpec, p: sa.Table, now: dt.datetime) ->
     """(True, the value) when every new prospect of ``spec`` holds one value in ``field`` whatever its
     record (``now`` for its stamps, its score, None for a column the copy leaves to NULL: no copy,
     not set on create, no default), else (False, None)."""
-    if field in ("createdAt", "updatedAt", "salesforceLastSync"):
+    if field in _STAMPS:
         return True, now
     if field == "score":
         return True, _SCORE
