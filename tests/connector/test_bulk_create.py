@@ -21,7 +21,7 @@ from unittest import mock
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
@@ -433,3 +433,69 @@ def test_the_copy_finds_each_owner_by_index(sqlite_engine: Engine) -> None:
             'EXPLAIN QUERY PLAN SELECT min(id) FROM ma_user WHERE "salesforceId" = ?', ("0055g0000000001AAA",)
         ).all()
     assert any("USING COVERING INDEX ix_ma_user_salesforceid" in str(row) for row in plan), plan
+
+
+_STAMPS = [dt.datetime(2026, 12, 1, 9, 0, s, tzinfo=dt.UTC) for s in range(4)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    stamps=st.lists(st.sampled_from([None, *_STAMPS]), min_size=1, max_size=30),
+    made_at=st.sampled_from(_STAMPS),
+    cuts=st.lists(st.integers(1, 30), min_size=2, max_size=6),
+    top_extra=st.integers(0, 3),
+)
+@example(
+    stamps=[_STAMPS[0], None, None, _STAMPS[1], _STAMPS[2]], made_at=_STAMPS[1], cuts=[2, 3], top_extra=0
+)
+@example(
+    stamps=[_STAMPS[0], None, None, _STAMPS[1], _STAMPS[1]], made_at=_STAMPS[1], cuts=[2, 3], top_extra=0
+)
+@example(
+    stamps=[_STAMPS[2], None, None, _STAMPS[1], _STAMPS[1]], made_at=_STAMPS[1], cuts=[2, 3], top_extra=2
+)
+@example(stamps=[_STAMPS[1]] * 8, made_at=_STAMPS[1], cuts=[2, 3, 5, 6], top_extra=0)
+def test_the_read_past_a_bulk_copy_is_the_read_without_it_in_index_order(
+    stamps: list[dt.datetime | None], made_at: dt.datetime, cuts: list[int], top_extra: int
+) -> None:
+    """``_past_bulk``'s index ranges select exactly the prospects up to the newest but the copy's, in
+    the (updatedAt, id) order the single filtered read gave — gaps between ranges, prospects after
+    the copy, and a newest prospect older than the copy (the filtered read) included."""
+    from renkei.connector.bulk import BulkCreated
+    from renkei.connector.service import _past_bulk, _Top
+    from renkei.store.db import UTCDateTime
+
+    md = sa.MetaData()
+    p = sa.Table(
+        "p", md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("updatedAt", UTCDateTime())
+    )
+    sa.Index("ix_p_updatedat", p.c.updatedAt, p.c.id)
+    engine = sa.create_engine("sqlite://")
+    md.create_all(engine)
+    bounds = sorted(set(cuts))
+    ranges = tuple((lo, hi) for lo, hi in zip(bounds[::2], bounds[1::2], strict=False) if lo <= hi)
+    if not ranges:
+        return
+    rows = [{"id": i + 1, "updatedAt": made_at if any(lo <= i + 1 <= hi for lo, hi in ranges) else s}
+            for i, s in enumerate(stamps)]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(p.insert(), rows)
+        dated = [(r["updatedAt"], r["id"]) for r in rows if r["updatedAt"] is not None]
+        if not dated:
+            return
+        newest = sorted(dated)[-1 - min(top_extra, len(dated) - 1)]  # at the top, or below it
+        top = _Top(*newest)
+        bulk = BulkCreated(sum(hi - lo + 1 for lo, hi in ranges), made_at, ranges)
+        last = sa.literal(top.updatedAt, type_=p.c.updatedAt.type)
+        upto = sa.or_(
+            p.c.updatedAt < last, sa.and_(p.c.updatedAt == last, p.c.id <= top.id), p.c.updatedAt.is_(None)
+        )
+        made = sa.literal(made_at, type_=p.c.updatedAt.type)
+        copied = sa.and_(p.c.updatedAt == made, sa.or_(*[p.c.id.between(lo, hi) for lo, hi in ranges]))
+        order = [p.c.updatedAt, p.c.id]
+        expected = list(
+            conn.execute(sa.select(p.c.id).where(upto, sa.not_(copied)).order_by(*order)).scalars()
+        )
+        got = [i for piece in _past_bulk(p, bulk, top, upto)
+               for i in conn.execute(sa.select(p.c.id).where(piece).order_by(*order)).scalars()]  # fmt: skip
+    assert got == expected

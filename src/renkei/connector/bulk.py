@@ -595,7 +595,9 @@ def _taken(sql: _Sql, crm: sa.Table, p: sa.Table, spec: CreationSpec) -> tuple[A
         col, kind, value = _copied(sql, crm, copy)
         target = p.c[copy.target]
         if _as_copied(copy, kind, target):  # as stored: no blank test
-            members.append(_Member(copy.target, target.is_(None), sql.json_text(target, kind)))
+            # the email of a record copied in bulk is no blank (its key is not NULL): always there
+            held = ALWAYS if (copy.source, copy.target) == ("Email", "email") else target.is_(None)
+            members.append(_Member(copy.target, held, sql.json_text(target, kind)))
         else:
             members.append(_Member(copy.target, sql.blank(col, kind), sql.json_text(value, kind)))
             from_record = True
@@ -621,8 +623,17 @@ class _Member:
     text (``_Sql.json_text``; anything where the member is left out)."""
 
     name: str
-    left_out: Any  # None: never left out, ``text`` a Python string (a constant member)
+    left_out: (
+        Any  # None: never left out, ``text`` a Python string (a constant member); ALWAYS: never left out
+    )
     text: Any
+
+
+class _Always:
+    """``_Member.left_out`` of a member never left out whose value is an SQL expression."""
+
+
+ALWAYS: Any = _Always()
 
 
 def _object(sql: _Sql, members: list[_Member]) -> Any:
@@ -631,7 +642,10 @@ def _object(sql: _Sql, members: list[_Member]) -> Any:
     call, where a NULL argument prints as nothing. (SQLite's ``json_object`` cannot leave a member
     out: dropping its NULL members afterwards with ``json_patch('{}', …)``, which parses the whole
     object anew, took a tenth longer per statement; naming them "" for one ``replace``, a fifth.)"""
-    return cat("{", sa.func.substr(cat(*_parts(sql, members)), 2, type_=sa.Text), "}")
+    parts = _parts(sql, members)
+    if members and members[0].left_out is ALWAYS:  # its text opens the object: no comma to drop
+        return cat("{", parts[0][1:], *parts[1:], "}")
+    return cat("{", sa.func.substr(cat(*parts), 2, type_=sa.Text), "}")
 
 
 def _parts(sql: _Sql, members: list[_Member]) -> list[Any]:
@@ -640,6 +654,9 @@ def _parts(sql: _Sql, members: list[_Member]) -> list[Any]:
     for m in members:
         if m.left_out is None:  # a constant member: part of the printf format on SQLite
             parts.append("," + json.dumps(m.name, ensure_ascii=False) + ":" + m.text)
+            continue
+        if m.left_out is ALWAYS:  # its name in the format, its value an argument: no test, no concatenation
+            parts += ["," + json.dumps(m.name, ensure_ascii=False) + ":", m.text]
             continue
         head = sa.literal("," + json.dumps(m.name, ensure_ascii=False) + ":", sa.Text)
         parts.append(

@@ -238,17 +238,14 @@ class SyncService:
                 orders = (
                     [[p.c.id], [p.c.updatedAt, p.c.id]] if ma_mark is not None else [[p.c.updatedAt, p.c.id]]
                 )
-                fresh: Any = sa.true()
+                pieces: list[Any] = [upto]
                 bulk = self._bulk_created
                 if bulk is not None and bulk.ranges:
-                    # the bulk copy's new prospects (echoes too), known by stamp and id from the index:
-                    # an initial sync's million are then not each read to be dropped as one
-                    made = sa.literal(bulk.stamp, type_=p.c.updatedAt.type)
-                    fresh = sa.not_(sa.and_(p.c.updatedAt == made,
-                                            sa.or_(*[p.c.id.between(lo, hi) for lo, hi in bulk.ranges])))  # fmt: skip
+                    pieces = _past_bulk(p, bulk, top, upto)
                 for r, order in zip(ranges, orders, strict=True):
-                    q = sa.select(*synced).where(r, upto, fresh, ~own_echo).order_by(*order)
-                    prospects.update(_rows_by_id(conn.execute(q)))
+                    for piece in pieces:
+                        q = sa.select(*synced).where(r, piece, ~own_echo).order_by(*order)
+                        prospects.update(_rows_by_id(conn.execute(q)))
             extra = [int(i) for i in by_source.get("ma:prospect", []) if int(i) not in prospects]
             if extra:
                 prospects.update(_rows_by_id(conn.execute(sa.select(*synced).where(p.c.id.in_(extra)))))
@@ -1474,6 +1471,37 @@ def _next_cycle(planned: _Next, ma_field: str, crm_value: Any, ma_value: Any) ->
         "write": None,
         "reason": "in step" if same(crm_value, ma_value) else "no write under this rule (blank or one-way)",
     }
+
+
+def _past_bulk(p: sa.Table, bulk: BulkCreated, top: _Top, upto: Any) -> list[Any]:
+    """The prospects up to ``top`` (the newest when the cycle read) but those this cycle's bulk copy
+    created, as ranges of the ``(updatedAt, id)`` index in its order: the prospects without a stamp,
+    those before the copy's stamp, those with it in the id gaps around the copy's ranges, those
+    after it. An initial sync's million new prospects (echoes of the copy) are then neither read
+    nor walked past. ``top`` is at or past the copy, read after it (else: ``upto``, the copy's
+    prospects left out row by row)."""
+    made = sa.literal(bulk.stamp, type_=p.c.updatedAt.type)
+    stamp = p.c.updatedAt
+    if (top.updatedAt, top.id) < (bulk.stamp, bulk.ranges[-1][1]):
+        return [
+            sa.and_(
+                upto,
+                sa.not_(sa.and_(stamp == made, sa.or_(*[p.c.id.between(lo, hi) for lo, hi in bulk.ranges]))),
+            )
+        ]
+    gaps = [p.c.id < bulk.ranges[0][0]]
+    gaps += [
+        p.c.id.between(hi + 1, lo - 1) for (_, hi), (lo, _) in zip(bulk.ranges, bulk.ranges[1:], strict=False)
+    ]
+    last_gap = p.c.id > bulk.ranges[-1][1]
+    pieces: list[Any] = [stamp.is_(None), stamp < made]
+    if top.updatedAt == bulk.stamp:  # the newest prospect has the copy's stamp: nothing after it
+        gaps.append(sa.and_(last_gap, p.c.id <= top.id))
+        return [*pieces, *[sa.and_(stamp == made, gap) for gap in gaps]]
+    last = sa.literal(top.updatedAt, type_=p.c.updatedAt.type)
+    gaps.append(last_gap)
+    return [*pieces, *[sa.and_(stamp == made, gap) for gap in gaps], sa.and_(stamp > made, stamp < last),
+            sa.and_(stamp == last, p.c.id <= top.id)]  # fmt: skip
 
 
 def _rows_by_id(result: sa.CursorResult[Any]) -> dict[int, dict[str, Any]]:
