@@ -237,7 +237,8 @@ def test_a_create_audits_the_source_the_prospect_got(engine: Engine, threshold: 
 
 
 KEYS = ["Sato@Example.JP", "  ｓａｔｏ＠ｅｘａｍｐｌｅ．ｊｐ　", "\tＳＡＴＯ＠example.jp\n", "STRASSE@example.jp",
-        "straße@example.jp", "", "　", "山田@例え.jp"]  # fmt: skip
+        "straße@example.jp", "", "　", "山田@例え.jp", "\x1c\x1dMiXeD@Example.COM\x1e\x1f\x0b", " \r\n\x0c ",
+        "a\x7fb@EXAMPLE.jp", "\x01Tab\tIn@Middle.jp\x02", "Ｓａｔｏ@example.jp\x85", "sato@example.jp\u3000\t"]  # fmt: skip
 
 
 def test_the_sql_blank_test_trims_what_python_strips() -> None:

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 #: (``is_blank``) and, after NFKC, the email key trim these.
 _STRIPPED = (" \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
              "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")  # fmt: skip
+#: The ASCII characters of ``_STRIPPED``.
+_ASCII_STRIPPED = "".join(c for c in _STRIPPED if c < "\x80")
 _OWNER = "assignedToId"
 #: A new prospect's stamps: the copy's one instant.
 _STAMPS = ("createdAt", "updatedAt", "salesforceLastSync")
@@ -182,11 +184,12 @@ class _Sql:
         return lambda: raw.execute(f"PRAGMA temp_store={before}")
 
     def email_key(self, col: Any) -> Any:
-        if not self.pg:  # printable ASCII is keyed in SQL (NFKC changes nothing there), the rest in Python
-            plain = sa.func.nullif(sa.func.lower(sa.func.trim(col, " ")), "")
-            return sa.case(
-                (col.op("GLOB", is_comparison=True)("*[^ -~]*"), sa.func.renkei_email_key(col)), else_=plain
-            )
+        if not self.pg:
+            # ASCII (as many characters as bytes) is keyed in SQL — NFKC changes nothing there, lower()
+            # is casefold() and the trim takes what str.strip() takes of it — the rest in Python
+            plain = sa.func.nullif(sa.func.lower(sa.func.trim(col, _ASCII_STRIPPED)), "")
+            ascii_ = sa.func.length(col) == sa.func.length(sa.cast(col, sa.LargeBinary))
+            return sa.case((ascii_, plain), else_=sa.func.renkei_email_key(col))
         # NFKC, trim, case: equal to email_key() whenever the key is ASCII (ß folds as casefold does);
         # other keys are left to the per-record path (see ascii_key)
         folded = sa.func.replace(
@@ -375,17 +378,26 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
     # 1. the pending records, and which of them would reach the planner's email matching (given a key:
     #    a SELECT list cannot reuse the key it computes, so each row computes it once and step 2 tests
     #    it; every record starts eligible, step 2 takes back the others)
+    #    SQLite: a test against a table that holds no row for it (no link, no marketing user with a CRM
+    #    id, no prospect with an email key: a first sync) is left out — the copy's reads share one
+    #    snapshot until its first commit, and a chunk rechecks links and keys after another
+    #    connection's commit (_commit_chunk). PostgreSQL reads each statement anew: always tested.
+    owned = users.c.salesforceId.is_not(None), users.c.salesforceId != ""
+    links = sql.pg or _any(conn, sa.select(sync_link.c.prospect_id))
+    owners = sql.pg or _any(conn, sa.select(users.c.id).where(*owned))
     for obj, source in sources.items():
         c = source.table
         key = sql.email_key(c.c.Email)
-        acts = [c.c.IsDeleted.is_(False), ~sa.exists().where(sync_link.c.crm_id == c.c.Id)]
+        acts = [c.c.IsDeleted.is_(False)]
+        if links:
+            acts.append(~sa.exists().where(sync_link.c.crm_id == c.c.Id))
         if obj == "Lead":
             acts.append(sa.or_(c.c.IsConverted.is_(None), c.c.IsConverted.is_(False)))
         if source.condition is not None:
             acts.append(source.condition)
         flag = sa.case((sa.and_(*acts), 1), else_=0)
-        owner = (sa.select(sa.func.min(users.c.id)).where(users.c.salesforceId == c.c.OwnerId)
-                 .where(users.c.salesforceId.is_not(None), users.c.salesforceId != "").scalar_subquery())  # fmt: skip
+        owner = (sa.select(sa.func.min(users.c.id)).where(users.c.salesforceId == c.c.OwnerId).where(*owned)
+                 .scalar_subquery() if owners else sa.null())  # fmt: skip
         conn.execute(pend.insert().from_select(
             ["obj", "id", "modstamp", "ekey", "acts", "eligible", "owner"],
             sa.select(sa.literal(obj), c.c.Id, c.c.SystemModstamp, key, flag, sa.literal(1), owner).where(pending(c, obj))))  # fmt: skip
@@ -400,9 +412,10 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         *[sa.select(s.table.c.MasterRecordId).where(pending(s.table, o), s.table.c.MasterRecordId.is_not(None))
           for o, s in sources.items()],
     )  # fmt: skip
+    keyed = sql.pg or _any(conn, sa.select(p.c.id).where(p.c.emailKey.is_not(None)))
     conn.execute(pend.update().where(pend.c.eligible == 1, sa.or_(
         pend.c.acts == 0, pend.c.ekey.is_(None), pend.c.ekey.in_(shared.scalar_subquery()),
-        sa.exists().where(p.c.emailKey == pend.c.ekey),
+        sa.exists().where(p.c.emailKey == pend.c.ekey) if keyed else sa.false(),
         ~sql.ascii_key(pend.c.ekey),
         pend.c.id.in_(sa.select(targets.subquery().c[0])))).values(eligible=0))  # fmt: skip
     # 3. with a cap: the planner's order (contacts then leads, each in change order; reversed with
@@ -489,6 +502,11 @@ def _commit_chunk(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], s
     made = _create(conn, sql, sources, specs, p, run_id, now, sa.and_(rest, upto), ranges)
     conn.commit()
     return version, made  # the connection's own commits leave the version as it is
+
+
+def _any(conn: Connection, query: sa.Select[Any]) -> bool:
+    """Whether the query finds a row."""
+    return conn.execute(query.limit(1)).first() is not None
 
 
 def _data_version(conn: Connection) -> int:
