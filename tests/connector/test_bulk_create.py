@@ -123,8 +123,9 @@ def outcome(engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
         prospects = [dict(r) for r in conn.execute(sa.select(t.prospect)).mappings()]
         links = {r.prospect_id: r.crm_id for r in conn.execute(sa.select(sync_link))}
-        states = {
-            r.prospect_id: (r.crm_object, r.values, r.sparse) for r in conn.execute(sa.select(sync_state))
+        states = {  # the values as read (a bulk-created prospect's refer to its create audit)
+            pid: (obj, service_module.state_values(values, base), sparse)
+            for pid, values, obj, sparse, base in conn.execute(service_module._state_rows())
         }
         creates = {r.prospect_id: (r.new, r.rule, r.reason) for r in conn.execute(
             sa.select(sync_audit).where(sync_audit.c.action == "create"))}  # fmt: skip
@@ -219,8 +220,8 @@ def test_a_create_audits_the_source_the_prospect_got(engine: Engine, threshold: 
         rows = conn.execute(sa.select(t.prospect.c.email, t.prospect.c.source, sync_audit.c.new)
                             .join(sync_audit, sync_audit.c.prospect_id == t.prospect.c.id)
                             .where(sync_audit.c.action == "create")).all()  # fmt: skip
-        # the agreed values as stored text (on SQLite the bulk path builds them from the audit text)
-        texts = [r[0] for r in conn.execute(sa.select(sa.type_coerce(sync_state.c["values"], sa.Text)))]
+        # the agreed values as stored text (on SQLite the bulk path's refer to the create audit's)
+        stored = conn.execute(service_module._state_rows()).all()
     got = {row.email: (row.source, row.new["source"]) for row in rows}
     assert got == {
         "p0@example.jp": ("Web", "Web"),
@@ -232,8 +233,14 @@ def test_a_create_audits_the_source_the_prospect_got(engine: Engine, threshold: 
         assert len({k for k, _ in pairs}) == len(pairs), pairs  # no member twice
         return dict(pairs)
 
-    states = [json.loads(x, object_pairs_hook=once) if isinstance(x, str) else x for x in texts]
+    def read(x: Any) -> Any:
+        return json.loads(x, object_pairs_hook=once) if isinstance(x, str) else x
+
+    states = [service_module.state_values(read(values), read(base)) for _, values, _, _, base in stored]
     assert sorted(str(st["source"]) for st in states) == ["Web", "[' ', 'CRM']", "[None, 'CRM']"]
+    assert sorted(st["email"] for st in states) == sorted(got)
+    if engine.dialect.name == "sqlite" and threshold == 0:  # the bulk path: values that refer to the audit
+        assert all(base is not None and "email" not in read(values) for _, values, _, _, base in stored)
 
 
 KEYS = ["Sato@Example.JP", "  ｓａｔｏ＠ｅｘａｍｐｌｅ．ｊｐ　", "\tＳＡＴＯ＠example.jp\n", "STRASSE@example.jp",
@@ -500,3 +507,51 @@ def test_the_read_past_a_bulk_copy_is_the_read_without_it_in_index_order(
         got = [i for piece in _past_bulk(p, bulk, top, upto)
                for i in conn.execute(sa.select(p.c.id).where(piece).order_by(*order)).scalars()]  # fmt: skip
     assert got == expected
+
+
+def test_agreed_values_that_refer_to_the_create_audit_read_whole_and_downgrade_whole(db_url: str) -> None:
+    """A bulk-created prospect's agreed values refer to its create audit (sync_0006; on SQLite the
+    copy writes them so, on PostgreSQL the test refers them by hand): read merged, they are the
+    values whole, and the downgrade spells each row out whole in SQL."""
+    from alembic import command
+
+    from renkei.store import migrate
+    from renkei.store.db import dispose_engines
+
+    engine = make_engine(db_url)
+    org, clock = built(engine, {**plain_leads(3), "records": [*plain_leads(3)["records"],
+                                {"object": "Contact", "Email": "c0@example.jp", "Title": " "}]})  # fmt: skip
+    SyncService(engine, config(org, 0), clock=clock).run()
+    with engine.begin() as conn:
+        rows = conn.execute(service_module._state_rows()).all()
+        whole = {pid: service_module.state_values(values, base) for pid, values, _, _, base in rows}
+        assert len(whole) == 4 and all(v["email"] for v in whole.values())
+        if engine.dialect.name == "sqlite":
+            assert all(base is not None for *_, base in rows)
+        else:  # PostgreSQL's copy writes them whole: refer them as SQLite's copy does
+            assert all(base is None for *_, base in rows)
+            for r in conn.execute(sa.select(sync_audit.c.id, sync_audit.c.prospect_id, sync_audit.c.new)
+                                  .where(sync_audit.c.action == "create")):  # fmt: skip
+                shared = {k: v for k, v in r.new.items() if k != "source"}
+                own = {k: v for k, v in whole[r.prospect_id].items() if k not in shared or shared[k] != v}
+                conn.execute(sync_state.update().where(sync_state.c.prospect_id == r.prospect_id)
+                             .values({"values": own, "base_audit_id": r.id}))  # fmt: skip
+        again = {pid: service_module.state_values(values, base)
+                 for pid, values, _, _, base in conn.execute(service_module._state_rows())}  # fmt: skip
+    assert again == whole
+    # the leads' title copied as it is (read from the audit), the contact's blank one paired (its own)
+    assert sorted(str(v["jobTitle"]) for v in whole.values()) == ["[' ', None]", "課長", "課長", "課長"]
+    engine.dispose()
+    command.downgrade(migrate.alembic_config(db_url), "sync_0005")
+    dispose_engines()
+    engine = make_engine(db_url)
+    state = sa.Table("sync_state", sa.MetaData(), autoload_with=engine)
+    with engine.connect() as conn:
+        back = {
+            r.prospect_id: r.values for r in conn.execute(sa.select(state.c.prospect_id, state.c["values"]))
+        }
+    back = {pid: json.loads(v) if isinstance(v, str) else v for pid, v in back.items()}
+    assert "base_audit_id" not in state.c and back == whole
+    engine.dispose()
+    migrate.upgrade(db_url)
+    dispose_engines()

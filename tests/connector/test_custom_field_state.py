@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from renkei.clock import FixedClock
 from renkei.connector import config as c
-from renkei.connector.service import SyncService, _pairs
+from renkei.connector.service import SyncService, _pairs, _state_rows, state_values
 from renkei.crm.service import CrmService
 from renkei.marketing.service import ProspectService
 from renkei.store.tables_sync import sync_state
@@ -40,10 +39,12 @@ def test_custom_field_agreed_value_after_an_update(engine: Engine) -> None:
 
     def agreed() -> list[object]:
         with engine.connect() as conn:
-            values = conn.execute(
-                sa.select(sync_state.c["values"]).where(sync_state.c.prospect_id == prospect["id"])
-            ).scalar_one()
-        return list(_pairs(values)["Segment__c"])  # as the judge reads them (alike sides are stored bare)
+            _, values, _, _, base = conn.execute(
+                _state_rows().where(sync_state.c.prospect_id == prospect["id"])
+            ).one()
+        return list(
+            _pairs(state_values(values, base))["Segment__c"]
+        )  # as the judge reads them (alike sides are stored bare)
 
     assert agreed() == ["Enterprise", "Enterprise"]
     clock.advance(seconds=5)

@@ -10,12 +10,11 @@ import datetime as dt
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from renkei.clock import FixedClock
 from renkei.connector import config as c
-from renkei.connector.service import SyncService
+from renkei.connector.service import SyncService, _state_rows, state_values
 from renkei.crm.service import CrmService
 from renkei.marketing.service import ProspectService
 from renkei.store.tables_sync import sync_state
@@ -29,10 +28,8 @@ def _config(threshold: int) -> c.ConnectorConfig:
 
 def _state(engine: Engine, pid: int) -> tuple[dict[str, Any], bool]:
     with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(sync_state.c["values"], sync_state.c.sparse).where(sync_state.c.prospect_id == pid)
-        ).one()
-    return row[0], bool(row[1])
+        _, values, _, sparse, base = conn.execute(_state_rows().where(sync_state.c.prospect_id == pid)).one()
+    return state_values(values, base), bool(sparse)
 
 
 def _synced_lead(engine: Engine, threshold: int) -> tuple[FixedClock, str, int]:

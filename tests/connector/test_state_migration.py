@@ -39,8 +39,8 @@ def test_field_rows_are_grouped_into_one_row_per_prospect(db_url: str) -> None:
         rows = conn.execute(sa.select(sync_state).order_by(sync_state.c.prospect_id)).all()
     assert rows == [  # not sparse (sync_0004): a field a migrated row does not name was never synced
         (1, "Contact", {"email": ["a@example.jp", "a@example.jp"], "score": [12, 12], "assignedToId": [None, None]},
-         at, False),
-        (2, None, {"lastName": ["山田", "山田 "]}, at, False),
+         at, False, None),
+        (2, None, {"lastName": ["山田", "山田 "]}, at, False, None),
     ]  # fmt: skip
     engine.dispose()
     command.downgrade(migrate.alembic_config(db_url), "sync_0001")

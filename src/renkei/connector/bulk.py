@@ -565,25 +565,27 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
                                 for k in spec.copies if (k.source, k.target) == ("Email", "email")) else c.c.Email  # fmt: skip
         reason = sa.func.substr(cat(f"new {obj} with email ", mail), 1, 255, type_=sa.Text)
         a = sync_audit
-        # the agreed values: from the audit rows written next where they hold most of it (SQLite; the
-        # fifteen or so copied members are then not built twice), else built whole
-        prefix = _from_taken(sql, spec, c, p, a.c.new) if not from_record and mail is not c.c.Email else None
-        if prefix is not None:
+        # the agreed values: on SQLite, where the create audit holds most of them (the fifteen or so
+        # copied members), they refer to its row and hold only the other members; else built whole
+        by_audit = not from_record and mail is not c.c.Email and _refers_to_audit(sql, spec, c, p)
+        if by_audit:
             last_audit = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(a.c.id), 0))).scalar_one())
         conn.execute(a.insert().from_select(
             ["run_id", "at", "direction", "action", "object", "record_id", "prospect_id", "new", "rule", "evidence", "reason"],
             sa.select(sa.literal(run_id), stamp, sa.literal("ma"), sa.literal("create"), sa.literal("prospect"),
                       sa.cast(p.c.id, sa.String), p.c.id, sql.as_json(taken), sa.literal("create"),
                       sa.literal("rule"), reason).where(with_record if from_record or mail is c.c.Email else new)))  # fmt: skip
-        state = sql.as_json(_agreed(sql, spec, c, p, now, prefix))
-        where = (
-            with_record
-            if prefix is None
-            else sa.and_(with_record, a.c.id > last_audit, a.c.prospect_id == p.c.id)
-        )
-        conn.execute(sync_state.insert().from_select(
-            ["prospect_id", "crm_object", "values", "synced_at", "sparse"],
-            sa.select(p.c.id, sa.literal(obj), state, stamp, sa.true()).where(where)))  # fmt: skip
+        state = sql.as_json(_agreed(sql, spec, c, p, now, by_audit))
+        columns = ["prospect_id", "crm_object", "values", "synced_at", "sparse"]
+        select = sa.select(p.c.id, sa.literal(obj), state, stamp, sa.true())
+        if by_audit:  # the prospect's create audit row, just written
+            columns.append("base_audit_id")
+            select = select.add_columns(a.c.id).where(
+                with_record, a.c.id > last_audit, a.c.prospect_id == p.c.id
+            )
+        else:
+            select = select.where(with_record)
+        conn.execute(sync_state.insert().from_select(columns, select))
     return created
 
 
@@ -619,7 +621,7 @@ def _taken(sql: _Sql, crm: sa.Table, p: sa.Table, spec: CreationSpec) -> tuple[A
         else:
             members.append(_Member(copy.target, sql.blank(col, kind), sql.json_text(value, kind)))
             from_record = True
-    for name, kind in ((_OWNER, Kind.INTEGER), ("source", Kind.TEXT)):  # the source last: _from_taken
+    for name, kind in ((_OWNER, Kind.INTEGER), ("source", Kind.TEXT)):  # as the prospect holds them
         members.append(_Member(name, p.c[name].is_(None), sql.json_text(p.c[name], kind)))
     return _object(sql, members), from_record
 
@@ -689,22 +691,23 @@ _JSON_TYPE = {Kind.TEXT: "string", Kind.DATE: "string", Kind.DATETIME: "string",
 
 
 def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.datetime,
-            taken: Any = None) -> Any:  # fmt: skip
+            by_audit: bool = False) -> Any:  # fmt: skip
     """The new prospect's agreed values as ``_agreed_values`` writes them (a sparse row): a field whose
     two sides are alike (one JSON type, one value) as that bare value, else ``[CRM value as marketing
     keeps it, marketing value]``, and no member for a field both sides leave empty (NULL). The
     marketing side is read from the new prospect (its stamps are ``now``).
 
-    ``taken``: the text of the prospect's create audit without its source (``_from_taken``), whose
-    members — the copied values the prospect holds and its owner — are these fields' members as
-    they are; only the rest is then built (where a copied text is NULL, its blank record value)."""
+    ``by_audit``: the values refer to the prospect's create audit (``_refers_to_audit``), whose
+    members but its source — the copied values the prospect holds and its owner — are these
+    fields' members as they are; only the other members are built (where a copied text is NULL,
+    its blank record value), the rest read from the audit (``connector.service.state_values``)."""
     copied = {(c.target, c.source): c for c in spec.copies}
     members: list[_Member] = []
     for a in spec.agreed:
         if a.field == _OWNER:
             continue  # the owner is below
         plain = _agreed_copy(sql, a, copied, crm, p)
-        if plain is not None and taken is not None:  # held: in ``taken``; a NULL text: its blank, paired
+        if plain is not None and by_audit:  # held: in the audit; a NULL text: its blank, paired
             if a.ma_kind is Kind.TEXT:
                 assert a.source is not None
                 held, record_col = p.c[a.field], crm.c[a.source]
@@ -763,33 +766,30 @@ def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.d
         # both sides empty: left out; alike (neither is empty then): the bare value; else the pair
         text = sa.case((alike, ma_out), else_=cat("[", crm_out, ",", ma_out, "]"))
         members.append(_Member(a.field, both_null, text))
-    if taken is not None:  # ``taken`` opens the object and holds the owner
-        return cat(taken, *_parts(sql, members), "}")
+    if by_audit:  # the owner is in the audit
+        return _object(sql, members)
     owner = p.c[_OWNER]  # both sides: the record's owner's user
     members.append(_Member(_OWNER, owner.is_(None), sql.json_text(owner, Kind.INTEGER)))
     return _object(sql, members)
 
 
-def _from_taken(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, audit_new: Any) -> Any | None:
-    """SQLite: the part of a new prospect's create audit text (``_taken``, source last) that its
-    agreed values repeat — ``{`` and the members before the source: each copied value the prospect
-    holds, as it is, and the owner — when every copy but the source is copied as it is into a field
-    agreed with the same record field (``_agreed_copy``) and the email opens the object (an eligible
-    record's email is no blank); else None (the agreed values are built whole)."""
+def _refers_to_audit(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table) -> bool:
+    """SQLite: whether new prospects' agreed values can refer to their create audit (``_taken``)
+    for every member it holds but its source — each copied value the prospect holds, as it is, and
+    the owner: when every copy but the source is copied as it is into a field agreed with the same
+    record field (``_agreed_copy``) and the email opens the audit (an eligible record's email is
+    no blank)."""
     agreed = {a.field: a for a in spec.agreed}
     if sql.pg or len(agreed) != len(spec.agreed) or not spec.copies or spec.copies[0].target != "email":
-        return None
+        return False
     copied = {(c.target, c.source): c for c in spec.copies}
     for copy in spec.copies:
         if copy.target == "source":
             continue
         a = agreed.get(copy.target)  # _agreed_copy: None unless copied as it is from the same field
         if a is None or a.source != copy.source or _agreed_copy(sql, a, copied, crm, p) is None:
-            return None
-    text = sa.type_coerce(audit_new, sa.Text)
-    source = cat(',"source":', sql.json_text(p.c.source, Kind.TEXT))
-    cut = sa.case((p.c.source.is_(None), 0), else_=sa.func.length(source))
-    return sa.func.substr(text, 1, sa.func.length(text) - 1 - cut, type_=sa.Text)
+            return False
+    return True
 
 
 #: A new prospect's score.

@@ -302,16 +302,14 @@ class SyncService:
         one ``json.loads`` each rather than through the JSON type's per-row processing (PostgreSQL's
         driver hands them over decoded)."""
         out: dict[int, dict[str, Sequence[Any]]] = {}
-        loads = json.loads
         for start in range(0, len(pids), _READ_PAGE):
             rows = conn.execute(
-                sa.select(
-                    sync_state.c.prospect_id, _STATE_TEXT, sync_state.c.crm_object, sync_state.c.sparse
-                ).where(sync_state.c.prospect_id.in_(pids[start : start + _READ_PAGE]))
+                _state_rows().where(sync_state.c.prospect_id.in_(pids[start : start + _READ_PAGE]))
             )
-            for pid, values, obj, sparse in rows:
-                decoded = loads(values) if isinstance(values, str) else values
-                out[int(pid)] = _pairs(decoded, self._left_out(conn, obj) if sparse else None)
+            for pid, values, obj, sparse, base in rows:
+                out[int(pid)] = _pairs(
+                    state_values(values, base), self._left_out(conn, obj) if sparse else None
+                )
         return out
 
     def _owner_values(self, conn: Connection, crm_owner: str | None) -> int | None:
@@ -1183,15 +1181,16 @@ class SyncService:
             forgotten: dict[int, set[str]] = {}  # the restored values are the agreed ones now
             for r in rows:
                 forgotten.setdefault(r["prospect_id"], set()).add(r["field"])
-            for pid, values, obj, sparse in conn.execute(
-                sa.select(sync_state.c.prospect_id, _STATE_VALUES, sync_state.c.crm_object, sync_state.c.sparse)
-                .where(sync_state.c.prospect_id.in_(list(forgotten)))).all():  # fmt: skip
+            for pid, text, obj, sparse, base in conn.execute(
+                _state_rows().where(sync_state.c.prospect_id.in_(list(forgotten)))
+            ).all():
+                values = state_values(text, base)
                 if sparse:  # its empty fields spelled out: the row stops being sparse, so that a
                     # field it no longer names is one never synced (not one agreed empty)
                     values = {**dict.fromkeys(self._left_out(conn, obj)), **values}
                 kept = {f: v for f, v in values.items() if f not in forgotten[pid]}
                 conn.execute(sync_state.update().where(sync_state.c.prospect_id == pid)
-                             .values({"values": kept, "sparse": False}))  # fmt: skip
+                             .values({"values": kept, "sparse": False, "base_audit_id": None}))  # fmt: skip
         return {"runId": new_run, "rolledBack": run_id, "restored": restored, "skipped": skipped}
 
     def _crm_field(self, obj: str, ma_field: str) -> str:
@@ -1397,7 +1396,31 @@ def _save_states(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     excluded = stmt.excluded
     executemany(conn, stmt.on_conflict_do_update(index_elements=[sync_state.c.prospect_id], set_={
         "crm_object": excluded.crm_object, "values": excluded["values"], "synced_at": excluded.synced_at,
-        "sparse": excluded.sparse}), rows)  # fmt: skip
+        "sparse": excluded.sparse, "base_audit_id": None}), rows)  # fmt: skip
+
+
+def _state_rows() -> sa.Select[Any]:
+    """Agreed-value rows as ``state_values`` takes them: prospect id, the stored JSON as it is (text
+    on SQLite, decoded by PostgreSQL's driver), object, sparse, and the text of the create audit the
+    row refers to (NULL for a row that holds its values whole)."""
+    base = sync_audit.alias("base")
+    return sa.select(
+        sync_state.c.prospect_id, _STATE_TEXT, sync_state.c.crm_object, sync_state.c.sparse,
+        sa.type_coerce(base.c.new, sa.Text),
+    ).select_from(sync_state.outerjoin(base, base.c.id == sync_state.c.base_audit_id))  # fmt: skip
+
+
+def state_values(values: Any, base: Any = None) -> dict[str, Any]:
+    """An agreed-value row's members: its ``values`` (JSON text or decoded), and where it refers to a
+    create audit (``sync_state.base_audit_id``; ``base`` that audit's ``new``), the audit's members
+    but its source first — the values a bulk-created prospect copied as they are and its owner."""
+    decoded = json.loads(values) if isinstance(values, str) else values
+    if base is None:
+        return decoded if decoded is not None else {}  # as decoded: read, never changed in place
+    merged: dict[str, Any] = json.loads(base) if isinstance(base, str) else dict(base)
+    merged.pop("source", None)
+    merged.update(decoded)
+    return merged
 
 
 def _not_written(

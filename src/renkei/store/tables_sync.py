@@ -35,6 +35,9 @@ sync_state = sa.Table(
     sa.Column("values", sa.JSON(), nullable=False),
     sa.Column("synced_at", UTCDateTime(), nullable=False),
     sa.Column("sparse", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # sync_0006: the create audit row whose ``new`` members (all but ``source``) are part of these
+    # values; ``values`` then holds the other members (``connector.service.state_values`` merges)
+    sa.Column("base_audit_id", sa.Integer()),
 )
 
 sync_watermark = sa.Table(
