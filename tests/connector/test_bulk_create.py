@@ -555,3 +555,44 @@ def test_agreed_values_that_refer_to_the_create_audit_read_whole_and_downgrade_w
     engine.dispose()
     migrate.upgrade(db_url)
     dispose_engines()
+
+
+def test_edits_of_bulk_created_prospects_sync_and_store_their_agreed_values_whole(
+    sqlite_engine: Engine,
+) -> None:
+    """After the copy, a CRM edit of one record and a marketing edit of another's prospect each sync
+    (judged against the values that refer to the create audit) and leave that prospect's agreed values
+    stored whole; the untouched prospects keep the reference; the cycle after writes nothing."""
+    engine = sqlite_engine
+    org, clock = built(engine, plain_leads(4))
+    SyncService(engine, config(org, 0), clock=clock).run()
+    with engine.connect() as conn:
+        pids = dict(conn.execute(sa.select(t.prospect.c.email, t.prospect.c.id)).all())
+        lead1 = conn.execute(
+            sa.select(t.CRM_TABLES["Lead"].c.Id).where(t.CRM_TABLES["Lead"].c.Email == "p1@example.jp")
+        ).scalar_one()
+    clock.advance(seconds=5)
+    CrmService(engine, clock=clock).update("Lead", lead1, {"Title": "部長"})
+    ProspectService(engine, clock=clock).update(pids["p2@example.jp"], {"comments": "展示会で名刺交換"})
+    out = SyncService(engine, config(org, 0), clock=clock).run()
+    # the CRM writes: p2's comments, and p1's source (a record without one gave its prospect the CRM
+    # default, which crm_wins_unless_blank writes back with the record's first change)
+    assert out["counts"]["ma"]["update"] == 1 and out["counts"]["crm"]["update"] == 2, out["counts"]
+    assert CrmService(engine, clock=clock).get("Lead", lead1)["LeadSource"] == "CRM"
+    with engine.connect() as conn:
+        job = conn.execute(
+            sa.select(t.prospect.c.jobTitle).where(t.prospect.c.id == pids["p1@example.jp"])
+        ).scalar_one()
+        description = conn.execute(sa.select(t.CRM_TABLES["Lead"].c.Description)
+                                   .where(t.CRM_TABLES["Lead"].c.Email == "p2@example.jp")).scalar_one()  # fmt: skip
+        rows = {pid: (base, service_module.state_values(values, base))
+                for pid, values, _, _, base in conn.execute(service_module._state_rows())}  # fmt: skip
+    assert job == "部長" and description == "展示会で名刺交換"
+    edited = {pids["p1@example.jp"], pids["p2@example.jp"]}
+    assert all((base is None) == (pid in edited) for pid, (base, _) in rows.items())
+    assert rows[pids["p1@example.jp"]][1]["jobTitle"] == "部長"
+    assert rows[pids["p2@example.jp"]][1]["comments"] == "展示会で名刺交換"
+    assert rows[pids["p0@example.jp"]][1]["jobTitle"] == "課長"  # from the create audit
+    clock.advance(seconds=5)
+    after = SyncService(engine, config(org, 0), clock=clock).run()["counts"]
+    assert not any(after[s][k] for s in ("ma", "crm") for k in ("create", "update", "delete")), after
