@@ -643,9 +643,9 @@ class _Member:
     text (``_Sql.json_text``; anything where the member is left out)."""
 
     name: str
-    left_out: (
-        Any  # None: never left out, ``text`` a Python string (a constant member); ALWAYS: never left out
-    )
+    # None: never left out, ``text`` a Python string (a constant member); ALWAYS: never left out,
+    # ``text`` an SQL expression; else an SQL condition
+    left_out: Any
     text: Any
 
 
