@@ -50,6 +50,9 @@ _STRIPPED = (" \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2
 #: The ASCII characters of ``_STRIPPED``.
 _ASCII_STRIPPED = "".join(c for c in _STRIPPED if c < "\x80")
 _OWNER = "assignedToId"
+#: The copy (record field, prospect field) every record the bulk path copies holds: its key is not
+#: NULL, so its email is no blank.
+_EMAIL = ("Email", "email")
 #: A new prospect's stamps: the copy's one instant.
 _STAMPS = ("createdAt", "updatedAt", "salesforceLastSync")
 #: Prospect fields a new prospect takes from its record or the engine, not from a copy.
@@ -562,7 +565,7 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
         # the prospect holds it as it is when copied as it is
         taken, from_record = _taken(sql, c, p, spec)
         mail = p.c.email if any(_as_copied(k, sql_kind(c.c[k.source]), p.c[k.target])
-                                for k in spec.copies if (k.source, k.target) == ("Email", "email")) else c.c.Email  # fmt: skip
+                                for k in spec.copies if (k.source, k.target) == _EMAIL) else c.c.Email  # fmt: skip
         reason = sa.func.substr(cat(f"new {obj} with email ", mail), 1, 255, type_=sa.Text)
         a = sync_audit
         # the agreed values: on SQLite, where the create audit holds most of them (the fifteen or so
@@ -615,8 +618,7 @@ def _taken(sql: _Sql, crm: sa.Table, p: sa.Table, spec: CreationSpec) -> tuple[A
         col, kind, value = _copied(sql, crm, copy)
         target = p.c[copy.target]
         if _as_copied(copy, kind, target):  # as stored: no blank test
-            # the email of a record copied in bulk is no blank (its key is not NULL): always there
-            held = ALWAYS if (copy.source, copy.target) == ("Email", "email") else target.is_(None)
+            held = ALWAYS if (copy.source, copy.target) == _EMAIL else target.is_(None)
             members.append(_Member(copy.target, held, sql.json_text(target, kind)))
         else:
             members.append(_Member(copy.target, sql.blank(col, kind), sql.json_text(value, kind)))
@@ -708,7 +710,7 @@ def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.d
             continue  # the owner is below
         plain = _agreed_copy(sql, a, copied, crm, p)
         if plain is not None and by_audit:  # held: in the audit; a NULL text: its blank, paired
-            if a.ma_kind is Kind.TEXT:
+            if a.ma_kind is Kind.TEXT and (a.source, a.field) != _EMAIL:  # (the email is never NULL)
                 assert a.source is not None
                 held, record_col = p.c[a.field], crm.c[a.source]
                 members.append(_Member(a.field, sa.or_(held.is_not(None), record_col.is_(None)),
