@@ -35,7 +35,7 @@ from renkei.crm.service import CrmService
 from renkei.marketing.service import ProspectService
 from renkei.store import tables as t
 from renkei.store.db import make_engine
-from renkei.store.tables_sync import sync_audit, sync_error, sync_link, sync_state
+from renkei.store.tables_sync import sync_audit, sync_error, sync_link, sync_state, sync_state_range
 from tests.conftest import BACKENDS, _fresh_url, _Templates
 
 START = dt.datetime(2026, 4, 1, 9, tzinfo=dt.UTC)
@@ -123,9 +123,11 @@ def outcome(engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
         prospects = [dict(r) for r in conn.execute(sa.select(t.prospect)).mappings()]
         links = {r.prospect_id: r.crm_id for r in conn.execute(sa.select(sync_link))}
-        states = {  # the values as read (a bulk-created prospect's refer to its create audit)
-            pid: (obj, service_module.state_values(values, base), sparse)
-            for pid, values, obj, sparse, base in conn.execute(service_module._state_rows())
+        states = {  # the values as read (a bulk-created prospect's refer to its create audit or range)
+            pid: (obj, values, sparse)
+            for pid, (values, obj, sparse) in service_module.read_states(
+                conn, [p["id"] for p in prospects]
+            ).items()
         }
         creates = {r.prospect_id: (r.new, r.rule, r.reason) for r in conn.execute(
             sa.select(sync_audit).where(sync_audit.c.action == "create"))}  # fmt: skip
@@ -220,8 +222,12 @@ def test_a_create_audits_the_source_the_prospect_got(engine: Engine, threshold: 
         rows = conn.execute(sa.select(t.prospect.c.email, t.prospect.c.source, sync_audit.c.new)
                             .join(sync_audit, sync_audit.c.prospect_id == t.prospect.c.id)
                             .where(sync_audit.c.action == "create")).all()  # fmt: skip
-        # the agreed values as stored text (on SQLite the bulk path's refer to the create audit's)
+        # the agreed values as stored text (on SQLite the bulk path's refer to the create audit's),
+        # and as read (most bulk-created prospects' from their range)
         stored = conn.execute(service_module._state_rows()).all()
+        pids = list(conn.execute(sa.select(t.prospect.c.id)).scalars())
+        states = [values for values, _, _ in service_module.read_states(conn, pids).values()]
+        ranges = conn.execute(sa.select(sync_state_range)).all()
     got = {row.email: (row.source, row.new["source"]) for row in rows}
     assert got == {
         "p0@example.jp": ("Web", "Web"),
@@ -236,11 +242,18 @@ def test_a_create_audits_the_source_the_prospect_got(engine: Engine, threshold: 
     def read(x: Any) -> Any:
         return json.loads(x, object_pairs_hook=once) if isinstance(x, str) else x
 
-    states = [service_module.state_values(read(values), read(base)) for _, values, _, _, base in stored]
+    for _, values, _, _, base in stored:  # no member twice in what is stored
+        read(values), read(base)
     assert sorted(str(st["source"]) for st in states) == ["Web", "[' ', 'CRM']", "[None, 'CRM']"]
     assert sorted(st["email"] for st in states) == sorted(got)
     if engine.dialect.name == "sqlite" and threshold == 0:  # the bulk path: values that refer to the audit
         assert all(base is not None and "email" not in read(values) for _, values, _, _, base in stored)
+        # a range stands for the sourced record and the one without a source; the blank source
+        # (a pair of its own) has its row
+        assert len(ranges) == 1 and ranges[0].source_default == "CRM"
+        assert [json.loads(values)["source"] for _, values, _, _, _ in stored] == [[" ", "CRM"]]
+    else:
+        assert not ranges and len(stored) == 3
 
 
 KEYS = ["Sato@Example.JP", "  ｓａｔｏ＠ｅｘａｍｐｌｅ．ｊｐ　", "\tＳＡＴＯ＠example.jp\n", "STRASSE@example.jp",
@@ -523,25 +536,49 @@ def test_agreed_values_that_refer_to_the_create_audit_read_whole_and_downgrade_w
                                 {"object": "Contact", "Email": "c0@example.jp", "Title": " "}]})  # fmt: skip
     SyncService(engine, config(org, 0), clock=clock).run()
     with engine.begin() as conn:
+        pids = list(conn.execute(sa.select(t.prospect.c.id)).scalars())
         rows = conn.execute(service_module._state_rows()).all()
-        whole = {pid: service_module.state_values(values, base) for pid, values, _, _, base in rows}
+        whole = {pid: values for pid, (values, _, _) in service_module.read_states(conn, pids).items()}
         assert len(whole) == 4 and all(v["email"] for v in whole.values())
         if engine.dialect.name == "sqlite":
-            assert all(base is not None for *_, base in rows)
+            # the leads' values held by their range (sync_0007), the contact's (a blank title, a pair of
+            # its own) by its row, which refers to its create audit
+            ranges = conn.execute(sa.select(sync_state_range)).all()
+            assert [(r.crm_object, r.last_prospect_id - r.first_prospect_id + 1) for r in ranges] == [
+                ("Lead", 3)
+            ]
+            assert len(rows) == 1 and all(base is not None for *_, base in rows)
         else:  # PostgreSQL's copy writes them whole: refer them as SQLite's copy does
-            assert all(base is None for *_, base in rows)
+            assert len(rows) == 4 and all(base is None for *_, base in rows)
             for r in conn.execute(sa.select(sync_audit.c.id, sync_audit.c.prospect_id, sync_audit.c.new)
                                   .where(sync_audit.c.action == "create")):  # fmt: skip
                 shared = {k: v for k, v in r.new.items() if k != "source"}
                 own = {k: v for k, v in whole[r.prospect_id].items() if k not in shared or shared[k] != v}
                 conn.execute(sync_state.update().where(sync_state.c.prospect_id == r.prospect_id)
                              .values({"values": own, "base_audit_id": r.id}))  # fmt: skip
-        again = {pid: service_module.state_values(values, base)
-                 for pid, values, _, _, base in conn.execute(service_module._state_rows())}  # fmt: skip
+        again = {pid: values for pid, (values, _, _) in service_module.read_states(conn, pids).items()}
     assert again == whole
     # the leads' title copied as it is (read from the audit), the contact's blank one paired (its own)
     assert sorted(str(v["jobTitle"]) for v in whole.values()) == ["[' ', None]", "課長", "課長", "課長"]
     engine.dispose()
+
+    def decoded(v: Any) -> Any:
+        return json.loads(v) if isinstance(v, str) else v
+
+    # sync_0007's downgrade: a row for each prospect a range stood for, referring to its audit
+    command.downgrade(migrate.alembic_config(db_url), "sync_0006")
+    dispose_engines()
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        referring = conn.execute(sa.text(
+            'SELECT s.prospect_id, s."values", a.new, s.sparse FROM sync_state s '
+            "LEFT JOIN sync_audit a ON a.id = s.base_audit_id")).all()  # fmt: skip
+    assert {
+        pid: service_module.state_values(decoded(v), decoded(new)) for pid, v, new, _ in referring
+    } == whole
+    assert all(sparse for *_, sparse in referring)
+    engine.dispose()
+    # sync_0006's: each row spelled out whole
     command.downgrade(migrate.alembic_config(db_url), "sync_0005")
     dispose_engines()
     engine = make_engine(db_url)
@@ -550,7 +587,7 @@ def test_agreed_values_that_refer_to_the_create_audit_read_whole_and_downgrade_w
         back = {
             r.prospect_id: r.values for r in conn.execute(sa.select(state.c.prospect_id, state.c["values"]))
         }
-    back = {pid: json.loads(v) if isinstance(v, str) else v for pid, v in back.items()}
+    back = {pid: decoded(v) for pid, v in back.items()}
     assert "base_audit_id" not in state.c and back == whole
     engine.dispose()
     migrate.upgrade(db_url)
@@ -585,14 +622,18 @@ def test_edits_of_bulk_created_prospects_sync_and_store_their_agreed_values_whol
         ).scalar_one()
         description = conn.execute(sa.select(t.CRM_TABLES["Lead"].c.Description)
                                    .where(t.CRM_TABLES["Lead"].c.Email == "p2@example.jp")).scalar_one()  # fmt: skip
-        rows = {pid: (base, service_module.state_values(values, base))
-                for pid, values, _, _, base in conn.execute(service_module._state_rows())}  # fmt: skip
+        stored = {pid: base for pid, _, _, _, base in conn.execute(service_module._state_rows())}
+        states = {
+            pid: values
+            for pid, (values, _, _) in service_module.read_states(conn, list(pids.values())).items()
+        }
     assert job == "部長" and description == "展示会で名刺交換"
-    edited = {pids["p1@example.jp"], pids["p2@example.jp"]}
-    assert all((base is None) == (pid in edited) for pid, (base, _) in rows.items())
-    assert rows[pids["p1@example.jp"]][1]["jobTitle"] == "部長"
-    assert rows[pids["p2@example.jp"]][1]["comments"] == "展示会で名刺交換"
-    assert rows[pids["p0@example.jp"]][1]["jobTitle"] == "課長"  # from the create audit
+    # the edited prospects' values stored whole; the others still stand in their range
+    assert stored == {pids["p1@example.jp"]: None, pids["p2@example.jp"]: None}
+    assert states[pids["p1@example.jp"]]["jobTitle"] == "部長"
+    assert states[pids["p2@example.jp"]]["comments"] == "展示会で名刺交換"
+    assert states[pids["p0@example.jp"]]["jobTitle"] == "課長"  # from the create audit
+    assert states[pids["p3@example.jp"]]["source"] == [None, "CRM"]  # the range's form
     clock.advance(seconds=5)
     after = SyncService(engine, config(org, 0), clock=clock).run()["counts"]
     assert not any(after[s][k] for s in ("ma", "crm") for k in ("create", "update", "delete")), after

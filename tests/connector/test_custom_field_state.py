@@ -9,10 +9,9 @@ from sqlalchemy.engine import Engine
 
 from renkei.clock import FixedClock
 from renkei.connector import config as c
-from renkei.connector.service import SyncService, _pairs, _state_rows, state_values
+from renkei.connector.service import SyncService, _pairs, read_states
 from renkei.crm.service import CrmService
 from renkei.marketing.service import ProspectService
-from renkei.store.tables_sync import sync_state
 
 T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
 
@@ -39,12 +38,8 @@ def test_custom_field_agreed_value_after_an_update(engine: Engine) -> None:
 
     def agreed() -> list[object]:
         with engine.connect() as conn:
-            _, values, _, _, base = conn.execute(
-                _state_rows().where(sync_state.c.prospect_id == prospect["id"])
-            ).one()
-        return list(
-            _pairs(state_values(values, base))["Segment__c"]
-        )  # as the judge reads them (alike sides are stored bare)
+            values, _, _ = read_states(conn, [prospect["id"]])[prospect["id"]]
+        return list(_pairs(values)["Segment__c"])  # as the judge reads them (alike sides are stored bare)
 
     assert agreed() == ["Enterprise", "Enterprise"]
     clock.advance(seconds=5)

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from renkei.clock import FixedClock
 from renkei.connector import config as c
-from renkei.connector.service import SyncService, _state_rows, state_values
+from renkei.connector.service import SyncService, read_states
 from renkei.crm.service import CrmService
 from renkei.marketing.service import ProspectService
 from renkei.store.tables_sync import sync_state
@@ -28,8 +28,8 @@ def _config(threshold: int) -> c.ConnectorConfig:
 
 def _state(engine: Engine, pid: int) -> tuple[dict[str, Any], bool]:
     with engine.connect() as conn:
-        _, values, _, sparse, base = conn.execute(_state_rows().where(sync_state.c.prospect_id == pid)).one()
-    return state_values(values, base), bool(sparse)
+        values, _, sparse = read_states(conn, [pid])[pid]
+    return values, sparse
 
 
 def _synced_lead(engine: Engine, threshold: int) -> tuple[FixedClock, str, int]:

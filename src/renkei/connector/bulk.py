@@ -38,7 +38,7 @@ from renkei.core.sync.ports import BulkCopyCapable, BulkSource
 from renkei.store import dynamic
 from renkei.store import tables as t
 from renkei.store.db import UTCDateTime, analyze_if_grown
-from renkei.store.tables_sync import sync_audit, sync_link, sync_queue, sync_state
+from renkei.store.tables_sync import sync_audit, sync_link, sync_queue, sync_state, sync_state_range
 
 if TYPE_CHECKING:
     from renkei.connector.service import SyncService
@@ -53,6 +53,11 @@ _OWNER = "assignedToId"
 #: The copy (record field, prospect field) every record the bulk path copies holds: its key is not
 #: NULL, so its email is no blank.
 _EMAIL = ("Email", "email")
+#: A new prospect's source when its record gives none (as ``SyncService`` gives it one prospect at a time).
+_DEFAULT_SOURCE = "CRM"
+#: SQLite: whether the copy may hold the agreed values most of an object's new prospects share once
+#: per chunk (``sync_state_range``) instead of once a prospect (tests turn it off to compare).
+STATE_RANGES = True
 #: A new prospect's stamps: the copy's one instant.
 _STAMPS = ("createdAt", "updatedAt", "salesforceLastSync")
 #: Prospect fields a new prospect takes from its record or the engine, not from a copy.
@@ -539,14 +544,15 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
                  "updatedAt": stamp, "salesforceId": c.c.Id, "salesforceLastSync": stamp,
                  "salesforceLeadId": c.c.Id if obj == "Lead" else sa.null(),
                  "salesforceContactId": c.c.Id if obj == "Contact" else sa.null(),
-                 "source": sa.func.coalesce(values.get("source", sa.null()), "CRM"), _OWNER: pend.c.owner}  # fmt: skip
+                 "source": sa.func.coalesce(values.get("source", sa.null()), _DEFAULT_SOURCE), _OWNER: pend.c.owner}  # fmt: skip
         assert set(fixed) == _SET_ON_CREATE
         row = {**values, **fixed}
         select = sa.select(*row.values())
         conn.execute(p.insert().from_select(list(row), select.where(mine)))
-        if ranges is not None and not sql.pg:
+        top = before
+        if not sql.pg:
             top = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(p.c.id), 0))).scalar_one())
-            if top > before:
+            if ranges is not None and top > before:
                 ranges.append((before + 1, top))
         # link, agree, audit: one statement each, driven by the new prospects themselves (their rows
         # hold most of what is agreed and taken; the record is found by its primary key)
@@ -577,10 +583,24 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
             ["run_id", "at", "direction", "action", "object", "record_id", "prospect_id", "new", "rule", "evidence", "reason"],
             sa.select(sa.literal(run_id), stamp, sa.literal("ma"), sa.literal("create"), sa.literal("prospect"),
                       sa.cast(p.c.id, sa.String), p.c.id, sql.as_json(taken), sa.literal("create"),
-                      sa.literal("rule"), reason).where(with_record if from_record or mail is c.c.Email else new)))  # fmt: skip
+                      sa.literal("rule"), reason).where(with_record if from_record or mail is c.c.Email else new)
+            .order_by(p.c.id)))  # fmt: skip
         state = sql.as_json(_agreed(sql, spec, c, p, now, by_audit))
         columns = ["prospect_id", "crm_object", "values", "synced_at", "sparse"]
         select = sa.select(p.c.id, sa.literal(obj), state, stamp, sa.true())
+        # the agreed values most of them share, once for the chunk's prospects of this object: a
+        # row each only for the others (see sync_state_range)
+        form = _range_form(sql, spec, c, p, now) if by_audit and STATE_RANGES and top > before else None
+        offset = _audit_offset(conn, last_audit, before + 1, top) if form is not None else None
+        if form is not None and offset is not None:
+            regular, shared, source_default = form
+            own = conn.execute(sync_state.insert().from_select([*columns, "base_audit_id"], select.add_columns(
+                p.c.id + offset).where(with_record, sa.case((regular, 0), else_=1) == 1)))  # fmt: skip
+            if own.rowcount != top - before:  # (no range when every prospect has its row)
+                conn.execute(sync_state_range.insert().values(
+                    run_id=run_id, crm_object=obj, first_prospect_id=before + 1, last_prospect_id=top,
+                    audit_offset=offset, values=shared, source_default=source_default, synced_at=now))  # fmt: skip
+            continue
         if by_audit:  # the prospect's create audit row, just written
             columns.append("base_audit_id")
             select = select.add_columns(a.c.id).where(
@@ -792,6 +812,68 @@ def _refers_to_audit(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table) 
         if a is None or a.source != copy.source or _agreed_copy(sql, a, copied, crm, p) is None:
             return False
     return True
+
+
+def _range_form(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table,
+                now: dt.datetime) -> tuple[Any, dict[str, Any], str | None] | None:  # fmt: skip
+    """SQLite, for agreed values that refer to the create audit (``_agreed`` with ``by_audit``): the
+    form most new prospects' values share, as ``sync_state_range`` holds it — the SQL condition that
+    a prospect's values are in that form, the members every such prospect holds alike (``values``),
+    and the default source (``source_default``) when its source is read from the audit. None when a
+    member has no such form (the values are then stored a row each).
+
+    In that form every member ``_agreed`` builds a row at a time is left out — a copied text the
+    prospect holds (no blank record value beside it), a field a new prospect leaves empty whose
+    record value is NULL — but the source: the record's, alike on both sides, or none (the default,
+    paired with an empty record side); a record whose source is the default itself is not in it."""
+    copied = {(c.target, c.source): c for c in spec.copies}
+    regular: list[Any] = []
+    shared: dict[str, Any] = {}
+    source_default = None
+    for a in spec.agreed:
+        if a.field == _OWNER:
+            continue  # in the audit
+        if _agreed_copy(sql, a, copied, crm, p) is not None:
+            if a.ma_kind is Kind.TEXT and (a.source, a.field) != _EMAIL:  # else wholly in the audit
+                assert a.source is not None
+                regular.append(sa.or_(p.c[a.field].is_not(None), crm.c[a.source].is_(None)))
+            continue
+        known, value_on_create = _on_create(a.field, spec, p, now)
+        if known and a.source is None:
+            if value_on_create is not None:
+                shared[a.field] = [None, jsonable(value_on_create)]
+            continue
+        if known and value_on_create is None:
+            assert a.source is not None
+            regular.append(crm.c[a.source].is_(None))
+            continue
+        copies = [c for c in spec.copies if c.target == "source"]
+        if (
+            a.field == "source"
+            and a.source is not None
+            and a.crm_kind is Kind.TEXT
+            and a.ma_kind is Kind.TEXT
+            and all(c.source == a.source and c.conversion is Conversion.COPY for c in copies)
+        ):  # a record without a source: the prospect has the default
+            col, held = crm.c[a.source], p.c.source
+            regular.append(sa.or_(col.is_(None), sa.and_(col == held, held != _DEFAULT_SOURCE)))
+            source_default = _DEFAULT_SOURCE
+            continue
+        return None
+    return (sa.and_(*regular) if regular else sa.true()), shared, source_default
+
+
+def _audit_offset(conn: Connection, after: int, first: int, last: int) -> int | None:
+    """The offset from prospect id to create audit id when the audit rows past ``after`` are exactly
+    one for each prospect ``first``…``last``, in the same order (None otherwise)."""
+    a = sync_audit
+    count, low, high, spread, offset = conn.execute(sa.select(
+        sa.func.count(), sa.func.min(a.c.prospect_id), sa.func.max(a.c.prospect_id),
+        sa.func.max(a.c.id - a.c.prospect_id) - sa.func.min(a.c.id - a.c.prospect_id),
+        sa.func.min(a.c.id - a.c.prospect_id)).where(a.c.id > after)).one()  # fmt: skip
+    if count != last - first + 1 or low != first or high != last or spread != 0:
+        return None
+    return int(offset)
 
 
 #: A new prospect's score.

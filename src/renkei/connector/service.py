@@ -8,6 +8,7 @@ what the next ``run()`` will do.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import gc
@@ -50,6 +51,7 @@ from renkei.store.tables_sync import (
     sync_queue,
     sync_run,
     sync_state,
+    sync_state_range,
     sync_watermark,
 )
 
@@ -298,19 +300,11 @@ class SyncService:
         return out
 
     def _states(self, conn: Connection, pids: Sequence[int]) -> dict[int, dict[str, Sequence[Any]]]:
-        """The agreed values of many prospects (one query per 2,000), the JSON text decoded here with
-        one ``json.loads`` each rather than through the JSON type's per-row processing (PostgreSQL's
-        driver hands them over decoded)."""
-        out: dict[int, dict[str, Sequence[Any]]] = {}
-        for start in range(0, len(pids), _READ_PAGE):
-            rows = conn.execute(
-                _state_rows().where(sync_state.c.prospect_id.in_(pids[start : start + _READ_PAGE]))
-            )
-            for pid, values, obj, sparse, base in rows:
-                out[int(pid)] = _pairs(
-                    state_values(values, base), self._left_out(conn, obj) if sparse else None
-                )
-        return out
+        """The agreed values of many prospects (``read_states``), sparse rows' empty fields spelled out."""
+        return {
+            pid: _pairs(values, self._left_out(conn, obj) if sparse else None)
+            for pid, (values, obj, sparse) in read_states(conn, pids).items()
+        }
 
     def _owner_values(self, conn: Connection, crm_owner: str | None) -> int | None:
         if not crm_owner:
@@ -626,11 +620,10 @@ class SyncService:
         self._link(conn, run_id, op.prospect_id, new_obj, op.target_id, op.reason)
         # the agreed values that still hold for the new record (none when it was not at hand); the
         # new pair's update op, planned after this one, records its own when it writes
-        conn.execute(sync_state.delete().where(sync_state.c.prospect_id == op.prospect_id))
-        if op.agreed:
-            # not sparse: the fields it leaves out start anew (first-sync rules), not as agreed blanks
-            _save_states(conn, [{"prospect_id": op.prospect_id, "crm_object": new_obj, "values": dict(op.agreed),
-                                 "synced_at": self.clock.now(), "sparse": False}])  # fmt: skip
+        # not sparse: the fields it leaves out start anew (first-sync rules), not as agreed blanks; a
+        # row even when none hold ({}: what no row means, and the prospect's bulk range no longer speaks)
+        _save_states(conn, [{"prospect_id": op.prospect_id, "crm_object": new_obj, "values": dict(op.agreed or {}),
+                             "synced_at": self.clock.now(), "sparse": False}])  # fmt: skip
         if new_obj == "Contact" and op.object == "Lead":
             conn.execute(t.prospect.update().where(t.prospect.c.id == op.prospect_id).values(
                 salesforceLeadId=op.record_id, convertedAt=sa.func.coalesce(t.prospect.c.convertedAt, self.clock.now())))  # fmt: skip
@@ -1181,16 +1174,17 @@ class SyncService:
             forgotten: dict[int, set[str]] = {}  # the restored values are the agreed ones now
             for r in rows:
                 forgotten.setdefault(r["prospect_id"], set()).add(r["field"])
-            for pid, text, obj, sparse, base in conn.execute(
-                _state_rows().where(sync_state.c.prospect_id.in_(list(forgotten)))
-            ).all():
-                values = state_values(text, base)
+            now = self.clock.now()
+            rewritten = []
+            for pid, (agreed, obj, sparse) in read_states(conn, list(forgotten)).items():
                 if sparse:  # its empty fields spelled out: the row stops being sparse, so that a
                     # field it no longer names is one never synced (not one agreed empty)
-                    values = {**dict.fromkeys(self._left_out(conn, obj)), **values}
-                kept = {f: v for f, v in values.items() if f not in forgotten[pid]}
-                conn.execute(sync_state.update().where(sync_state.c.prospect_id == pid)
-                             .values({"values": kept, "sparse": False, "base_audit_id": None}))  # fmt: skip
+                    agreed = {**dict.fromkeys(self._left_out(conn, obj)), **agreed}
+                kept = {f: v for f, v in agreed.items() if f not in forgotten[pid]}
+                rewritten.append({"prospect_id": pid, "crm_object": obj, "values": kept, "synced_at": now,
+                                  "sparse": False})  # fmt: skip
+            if rewritten:  # whole rows (a bulk range's prospects get one of their own)
+                _save_states(conn, rewritten)
         return {"runId": new_run, "rolledBack": run_id, "restored": restored, "skipped": skipped}
 
     def _crm_field(self, obj: str, ma_field: str) -> str:
@@ -1408,6 +1402,59 @@ def _state_rows() -> sa.Select[Any]:
         sync_state.c.prospect_id, _STATE_TEXT, sync_state.c.crm_object, sync_state.c.sparse,
         sa.type_coerce(base.c.new, sa.Text),
     ).select_from(sync_state.outerjoin(base, base.c.id == sync_state.c.base_audit_id))  # fmt: skip
+
+
+def read_states(conn: Connection, pids: Sequence[int]) -> dict[int, tuple[dict[str, Any], str | None, bool]]:
+    """The agreed values of these prospects as stored: prospect id → (members, object, sparse), for
+    those that have any. A ``sync_state`` row first (``state_values``: whole, or referring to its
+    create audit); else, for a prospect of a bulk range (``sync_state_range``), what the range
+    stands for (``range_values``). Reads 2,000 ids a query; members are never to be changed in place."""
+    out: dict[int, tuple[dict[str, Any], str | None, bool]] = {}
+    for start in range(0, len(pids), _READ_PAGE):
+        page = pids[start : start + _READ_PAGE]
+        for pid, values, obj, sparse, base in conn.execute(
+            _state_rows().where(sync_state.c.prospect_id.in_(page))
+        ):
+            out[int(pid)] = (state_values(values, base), obj, bool(sparse))
+    missing = [pid for pid in pids if pid not in out]
+    if not missing:
+        return out
+    ranges = conn.execute(sa.select(sync_state_range).order_by(sync_state_range.c.first_prospect_id)).all()
+    if not ranges:
+        return out
+    firsts = [r.first_prospect_id for r in ranges]
+    wanted: dict[int, tuple[int, Any]] = {}  # create audit id → (prospect, its range)
+    for pid in missing:
+        i = bisect.bisect_right(firsts, pid) - 1
+        if i >= 0 and pid <= ranges[i].last_prospect_id:
+            wanted[pid + ranges[i].audit_offset] = (pid, ranges[i])
+    held = {r.id: _decoded(r.values) for r in ranges}  # each range's values decoded once
+    audits = list(wanted)
+    for start in range(0, len(audits), _READ_PAGE):
+        rows = conn.execute(sa.select(sync_audit.c.id, sync_audit.c.prospect_id, sa.type_coerce(sync_audit.c.new, sa.Text))
+                            .where(sync_audit.c.id.in_(audits[start : start + _READ_PAGE])))  # fmt: skip
+        for audit_id, audit_pid, new in rows:
+            pid, r = wanted[audit_id]
+            if audit_pid == pid:  # (always: the copy checked the offset before it wrote the range)
+                out[pid] = (range_values(new, held[r.id], r.source_default), r.crm_object, True)
+    return out
+
+
+def _decoded(values: Any) -> Any:
+    return json.loads(values) if isinstance(values, str) else values
+
+
+def range_values(audit_new: Any, values: Any, source_default: str | None) -> dict[str, Any]:
+    """The agreed values a bulk range (``sync_state_range``) stands for, for one prospect: its create
+    audit's members (``audit_new``) but its source; with ``source_default``, the source as the audit
+    has it, paired with an empty CRM side where it is that default (the record had none), else bare;
+    then the range's ``values``."""
+    merged: dict[str, Any] = dict(_decoded(audit_new))
+    source = merged.pop("source", None)
+    if source_default is not None and source is not None:
+        merged["source"] = [None, source] if source == source_default else source
+    merged.update(_decoded(values))
+    return merged
 
 
 def state_values(values: Any, base: Any = None) -> dict[str, Any]:

@@ -40,6 +40,29 @@ sync_state = sa.Table(
     sa.Column("base_audit_id", sa.Integer()),
 )
 
+#: sync_0007 (SQLite): the agreed values of a run of bulk-created prospects, held once for the run
+#: instead of once a prospect. Prospects ``first_prospect_id``…``last_prospect_id`` (one object, one
+#: chunk of the bulk copy) have create audit rows ``prospect id + audit_offset``; a prospect of the
+#: range without a ``sync_state`` row of its own has as agreed values (sparse) its create audit's
+#: members but its source, then ``values`` (what every prospect of the range agreed alike), and,
+#: where ``source_default`` is set, its source as the audit has it: paired with an empty CRM side
+#: (``[null, source]``) when it is that default (the record had none), else bare (both sides alike).
+#: A prospect whose values differ from that form has a ``sync_state`` row; so has every prospect
+#: the connector writes again (``connector.service.read_states`` merges).
+sync_state_range = sa.Table(
+    "sync_state_range",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer(), nullable=False),
+    sa.Column("crm_object", sa.String(40), nullable=False),
+    sa.Column("first_prospect_id", sa.Integer(), nullable=False),
+    sa.Column("last_prospect_id", sa.Integer(), nullable=False),
+    sa.Column("audit_offset", sa.Integer(), nullable=False),
+    sa.Column("values", sa.JSON(), nullable=False),
+    sa.Column("source_default", sa.String(255)),
+    sa.Column("synced_at", UTCDateTime(), nullable=False),
+)
+
 sync_watermark = sa.Table(
     "sync_watermark",
     metadata,
@@ -145,5 +168,5 @@ sync_activity_task = sa.Table(
     sa.Index("ix_sync_activity_task_open", "state", "prospect_id"),
 )
 
-SYNC_TABLES = (sync_link, sync_state, sync_watermark, sync_run, sync_audit, sync_error, sync_queue,
+SYNC_TABLES = (sync_link, sync_state, sync_state_range, sync_watermark, sync_run, sync_audit, sync_error, sync_queue,
                sync_setting_change, sync_activity_task)  # fmt: skip
