@@ -1176,12 +1176,12 @@ class SyncService:
                 forgotten.setdefault(r["prospect_id"], set()).add(r["field"])
             now = self.clock.now()
             rewritten = []
-            for pid, (agreed, obj, sparse) in read_states(conn, list(forgotten)).items():
+            for pid, (agreed, with_obj, sparse) in read_states(conn, list(forgotten)).items():
                 if sparse:  # its empty fields spelled out: the row stops being sparse, so that a
                     # field it no longer names is one never synced (not one agreed empty)
-                    agreed = {**dict.fromkeys(self._left_out(conn, obj)), **agreed}
+                    agreed = {**dict.fromkeys(self._left_out(conn, with_obj)), **agreed}
                 kept = {f: v for f, v in agreed.items() if f not in forgotten[pid]}
-                rewritten.append({"prospect_id": pid, "crm_object": obj, "values": kept, "synced_at": now,
+                rewritten.append({"prospect_id": pid, "crm_object": with_obj, "values": kept, "synced_at": now,
                                   "sparse": False})  # fmt: skip
             if rewritten:  # whole rows (a bulk range's prospects get one of their own)
                 _save_states(conn, rewritten)
