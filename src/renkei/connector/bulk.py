@@ -579,7 +579,7 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
         by_audit = not from_record and mail is not c.c.Email and _refers_to_audit(sql, spec, c, p)
         if by_audit:
             last_audit = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(a.c.id), 0))).scalar_one())
-        conn.execute(a.insert().from_select(
+        audited = conn.execute(a.insert().from_select(
             ["run_id", "at", "direction", "action", "object", "record_id", "prospect_id", "new", "rule", "evidence", "reason"],
             sa.select(sa.literal(run_id), stamp, sa.literal("ma"), sa.literal("create"), sa.literal("prospect"),
                       sa.cast(p.c.id, sa.String), p.c.id, sql.as_json(taken), sa.literal("create"),
@@ -591,7 +591,9 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
         # the agreed values most of them share, once for the chunk's prospects of this object: a
         # row each only for the others (see sync_state_range)
         form = _range_form(sql, spec, c, p, now) if by_audit and STATE_RANGES and top > before else None
-        offset = _audit_offset(conn, last_audit, before + 1, top) if form is not None else None
+        offset = (
+            _audit_offset(conn, audited.rowcount, last_audit, before + 1, top) if form is not None else None
+        )
         if form is not None and offset is not None:
             regular, shared, source_default = form
             own = conn.execute(sync_state.insert().from_select([*columns, "base_audit_id"], select.add_columns(
@@ -863,17 +865,29 @@ def _range_form(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table,
     return (sa.and_(*regular) if regular else sa.true()), shared, source_default
 
 
-def _audit_offset(conn: Connection, after: int, first: int, last: int) -> int | None:
-    """The offset from prospect id to create audit id when the audit rows past ``after`` are exactly
-    one for each prospect ``first``…``last``, in the same order (None otherwise)."""
-    a = sync_audit
-    count, low, high, spread, offset = conn.execute(sa.select(
-        sa.func.count(), sa.func.min(a.c.prospect_id), sa.func.max(a.c.prospect_id),
-        sa.func.max(a.c.id - a.c.prospect_id) - sa.func.min(a.c.id - a.c.prospect_id),
-        sa.func.min(a.c.id - a.c.prospect_id)).where(a.c.id > after)).one()  # fmt: skip
-    if count != last - first + 1 or low != first or high != last or spread != 0:
+def _audit_offset(conn: Connection, inserted: int, after: int, first: int, last: int) -> int | None:
+    """The offset from prospect id to create audit id when the ``inserted`` audit rows past ``after``
+    are one for each prospect ``first``…``last`` in the same order (None otherwise). They were
+    inserted in prospect order (``ORDER BY``) under the write lock, each taking the next rowid
+    (the largest plus one: the table has no AUTOINCREMENT), so a prospect's audit row is found by
+    arithmetic; the count, the ends and a sample between them are checked, not every row."""
+    if inserted != last - first + 1 or inserted <= 0:
         return None
-    return int(offset)
+    offset = after + 1 - first
+    step = max(1, inserted // _SAMPLE)
+    probes = sorted({*range(first, last + 1, step), last})
+    a = sync_audit
+    found = dict(
+        conn.execute(sa.select(a.c.id, a.c.prospect_id).where(a.c.id.in_([q + offset for q in probes]))).all()
+    )
+    top = conn.execute(sa.select(sa.func.max(a.c.id))).scalar_one()
+    if top != last + offset or any(found.get(q + offset) != q for q in probes):
+        return None
+    return offset
+
+
+#: Audit rows ``_audit_offset`` reads between the ends of a chunk's.
+_SAMPLE = 64
 
 
 #: A new prospect's score.
