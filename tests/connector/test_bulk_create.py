@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from renkei.clock import FixedClock
 from renkei.connector import bulk as bulk_path
@@ -35,7 +35,14 @@ from renkei.crm.service import CrmService
 from renkei.marketing.service import ProspectService
 from renkei.store import tables as t
 from renkei.store.db import make_engine
-from renkei.store.tables_sync import sync_audit, sync_error, sync_link, sync_state, sync_state_range
+from renkei.store.tables_sync import (
+    sync_audit,
+    sync_error,
+    sync_link,
+    sync_state,
+    sync_state_range,
+    sync_watermark,
+)
 from tests.conftest import BACKENDS, _fresh_url, _Templates
 
 START = dt.datetime(2026, 4, 1, 9, tzinfo=dt.UTC)
@@ -393,6 +400,56 @@ def test_a_chunk_rechecks_its_records_when_another_connection_committed(sqlite_e
         linked = conn.execute(sa.select(sync_link.c.prospect_id).join(t.prospect, sync_link.c.prospect_id == t.prospect.c.id)
                               .where(t.prospect.c.emailKey == "p5@example.jp")).scalar_one()  # fmt: skip
     assert sorted(keys) == [f"p{i}@example.jp" for i in range(6)] and [linked] == theirs
+
+
+@pytest.mark.parametrize("probes", [2, 8], ids=["past-the-probes", "within-the-probes"])
+def test_the_mark_stays_below_records_changed_during_the_copy(sqlite_engine: Engine, probes: int) -> None:
+    """Records edited in the CRM while the copy runs (after it read them) are passed over by the
+    copy's watermark, found by probing the newest records or, past ``_PROBES`` of them, by an
+    index; the same cycle then reads their change (which the copy already took) and the next
+    writes nothing."""
+    engine = sqlite_engine
+    org, clock = built(engine, plain_leads(6))
+    commit_chunk, newest_read = bulk_path._commit_chunk, bulk_path._newest_read
+    crm = CrmService(engine, clock=clock)
+    with engine.connect() as conn:
+        lead = t.CRM_TABLES["Lead"]
+        ids = dict(conn.execute(sa.select(lead.c.Email, lead.c.Id)).all())
+    edited = [ids[f"p{i}@example.jp"] for i in (3, 4, 5)]  # the newest three
+    marks: dict[str, Any] = {}
+
+    def edits_after_the_first(*args: Any) -> tuple[int, int]:
+        out = commit_chunk(*args)
+        if not marks.get("edited"):
+            marks["edited"] = True
+            clock.advance(seconds=60)
+            for rid in edited:
+                crm.update("Lead", rid, {"Title": "部長"})
+        return out
+
+    def newest(conn: Connection, sql: Any, table: sa.Table, pending: Any) -> Any:
+        marks[table.name] = found = newest_read(conn, sql, table, pending)
+        return found
+
+    with (
+        mock.patch.object(bulk_path, "_CHUNK", 2),
+        mock.patch.object(bulk_path, "_PROBES", probes),
+        mock.patch.object(bulk_path, "_commit_chunk", edits_after_the_first),
+        mock.patch.object(bulk_path, "_newest_read", newest),
+    ):
+        first = SyncService(engine, config(org, 0), clock=clock).run()
+    assert first["counts"]["ma"]["create"] == 6 and first["counts"]["link"] == 0
+    assert marks["crm_lead"].id == ids["p2@example.jp"] and marks["crm_contact"] is None
+    with engine.connect() as conn:
+        titles = sorted(conn.execute(sa.select(t.prospect.c.jobTitle)).scalars())
+        mark = conn.execute(
+            sa.select(sync_watermark.c.record_id).where(sync_watermark.c.source == "crm:Lead")
+        ).scalar_one()
+    assert titles == ["課長"] * 3 + ["部長"] * 3  # the later chunks copied the records as they are now
+    assert mark in edited  # the cycle read past them after the copy
+    clock.advance(seconds=5)
+    second = SyncService(engine, config(org, 0), clock=clock).run()
+    assert quiet(second), second["counts"]
 
 
 def test_a_large_initial_sync_refreshes_its_postgresql_statistics(pg_url: str) -> None:

@@ -70,7 +70,9 @@ _pending = sa.Table(
     "renkei_bulk_pending",
     _md,
     sa.Column("obj", sa.String(10), nullable=False),
-    sa.Column("id", sa.String(18), primary_key=True),
+    # no primary key (SQLite: a million keys in its index cost ~0.5 s to insert; PostgreSQL has an
+    # index on it, see _index_pending): the records come from the CRM's primary key, one each
+    sa.Column("id", sa.String(18), nullable=False),
     sa.Column("modstamp", UTCDateTime()),
     sa.Column("ekey", sa.Text()),
     sa.Column("acts", sa.Integer(), nullable=False),  # would reach the planner's email matching (with a key)
@@ -352,6 +354,8 @@ def create_in_bulk(svc: SyncService, run_id: int, started: dt.datetime) -> BulkC
         sql = _Sql(conn)
         in_file = sql.temp_in_memory(conn)
         _pending.create(conn)
+        if sql.pg:  # its rows are found by id where each new prospect is (SQLite: by rowid ranges)
+            _index_pending(conn)
         restore = sql.roomy(conn)  # after the create: the temporary database exists only from then
         ranges: list[tuple[int, int]] = []
         try:
@@ -468,14 +472,48 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         # the newest pending record, found from the top of the CRM's (SystemModstamp, Id) index; a
         # record changed since it was read no longer matches its pending version and is passed over
         # (the mark stays below it, so the change is read next cycle)
-        c = source.table
-        read = sa.exists().where(pend.c.id == c.c.Id, pend.c.modstamp == c.c.SystemModstamp)
-        last = conn.execute(sa.select(c.c.SystemModstamp.label("modstamp"), c.c.Id.label("id"))
-                            .where(pending(c, obj), read)
-                            .order_by(c.c.SystemModstamp.desc(), c.c.Id.desc()).limit(1)).first()  # fmt: skip
+        last = _newest_read(conn, sql, source.table, pending(source.table, obj))
         if last is not None:
             svc._save_mark(conn, f"crm:{obj}", last.modstamp, last.id)
     return created
+
+
+def _index_pending(conn: Connection) -> None:
+    conn.exec_driver_sql("CREATE INDEX ix_renkei_bulk_pending_id ON renkei_bulk_pending (id)")
+
+
+#: SQLite: the newest CRM records ``_newest_read`` looks up among the pending records by a scan.
+_PROBES = 8
+
+
+def _newest_read(conn: Connection, sql: _Sql, crm: sa.Table, pending: Any) -> Any:
+    """The newest pending record (``modstamp``, ``id``) of ``crm`` as it was read, from the top of the
+    CRM's (SystemModstamp, Id) index: one changed since it was read no longer matches its pending
+    version and is passed over (the mark stays below it, so the change is read next cycle). SQLite:
+    the pending records have no index on id, so the newest ``_PROBES`` records are looked up by a
+    scan each (the first usually matches); only when none does is the index built for the rest."""
+    pend, order = _pending, (crm.c.SystemModstamp.desc(), crm.c.Id.desc())
+
+    def newest(rows: Any, *where: Any) -> Any:
+        read = sa.exists().where(pend.c.id == rows.c.Id, pend.c.modstamp == rows.c.SystemModstamp)
+        return conn.execute(sa.select(rows.c.SystemModstamp.label("modstamp"), rows.c.Id.label("id"))
+                            .where(*where, read).order_by(rows.c.SystemModstamp.desc(), rows.c.Id.desc())
+                            .limit(1)).first()  # fmt: skip
+
+    if not sql.pg:
+        top = (
+            sa.select(crm.c.SystemModstamp, crm.c.Id)
+            .where(pending)
+            .order_by(*order)
+            .limit(_PROBES)
+            .subquery()
+        )
+        found = newest(top)
+        probed = int(conn.execute(sa.select(sa.func.count()).select_from(top)).scalar_one())
+        if found is not None or probed < _PROBES:
+            return found
+        _index_pending(conn)
+    return newest(crm, pending)
 
 
 #: SQLite: pending records per transaction of the copy. A million new prospects write ~1.2 GB
