@@ -490,30 +490,27 @@ def _newest_read(conn: Connection, sql: _Sql, crm: sa.Table, pending: Any) -> An
     """The newest pending record (``modstamp``, ``id``) of ``crm`` as it was read, from the top of the
     CRM's (SystemModstamp, Id) index: one changed since it was read no longer matches its pending
     version and is passed over (the mark stays below it, so the change is read next cycle). SQLite:
-    the pending records have no index on id, so the newest ``_PROBES`` records are looked up by a
-    scan each (the first usually matches); only when none does is the index built for the rest."""
+    the pending records have no index on id, so the newest ``_PROBES`` records are looked up in one
+    scan of them (the first usually matches); only when none does is the index built for the rest."""
     pend, order = _pending, (crm.c.SystemModstamp.desc(), crm.c.Id.desc())
-
-    def newest(rows: Any, *where: Any) -> Any:
-        read = sa.exists().where(pend.c.id == rows.c.Id, pend.c.modstamp == rows.c.SystemModstamp)
-        return conn.execute(sa.select(rows.c.SystemModstamp.label("modstamp"), rows.c.Id.label("id"))
-                            .where(*where, read).order_by(rows.c.SystemModstamp.desc(), rows.c.Id.desc())
-                            .limit(1)).first()  # fmt: skip
-
+    newest = (
+        sa.select(crm.c.SystemModstamp.label("modstamp"), crm.c.Id.label("id"))
+        .where(pending)
+        .order_by(*order)
+    )
     if not sql.pg:
-        top = (
-            sa.select(crm.c.SystemModstamp, crm.c.Id)
-            .where(pending)
-            .order_by(*order)
-            .limit(_PROBES)
-            .subquery()
+        top = conn.execute(newest.limit(_PROBES)).all()
+        as_read = set(
+            conn.execute(
+                sa.select(pend.c.id, pend.c.modstamp).where(pend.c.id.in_([r.id for r in top]))
+            ).all()
         )
-        found = newest(top)
-        probed = int(conn.execute(sa.select(sa.func.count()).select_from(top)).scalar_one())
-        if found is not None or probed < _PROBES:
+        found = next((r for r in top if (r.id, r.modstamp) in as_read), None)
+        if found is not None or len(top) < _PROBES:
             return found
         _index_pending(conn)
-    return newest(crm, pending)
+    read = sa.exists().where(pend.c.id == crm.c.Id, pend.c.modstamp == crm.c.SystemModstamp)
+    return conn.execute(newest.where(read).limit(1)).first()
 
 
 #: SQLite: pending records per transaction of the copy. A million new prospects write ~1.2 GB
