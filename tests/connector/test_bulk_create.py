@@ -262,12 +262,12 @@ def test_the_bulk_path_takes_plain_records_and_leaves_the_rest(engine: Engine) -
 def test_a_create_audits_the_source_the_prospect_got(engine: Engine, threshold: int) -> None:
     """The record's LeadSource when it has one, else the connector's default (``CRM``), which it
     wrote as well: on both paths, so ``sync explain`` names the create as the source's last write."""
-    org = plain_leads(3)
-    for record, source in zip(org["records"], ["Web", " ", None], strict=True):
+    org = plain_leads(4)
+    for record, source in zip(org["records"], ["Web", " ", None, "CRM"], strict=True):
         record["LeadSource"] = source
     clock = build(engine, org)
     out = SyncService(engine, config(org, threshold), clock=clock).run()
-    assert out["counts"]["ma"]["create"] == 3
+    assert out["counts"]["ma"]["create"] == 4
     with engine.connect() as conn:
         rows = conn.execute(sa.select(t.prospect.c.email, t.prospect.c.source, sync_audit.c.new)
                             .join(sync_audit, sync_audit.c.prospect_id == t.prospect.c.id)
@@ -283,6 +283,7 @@ def test_a_create_audits_the_source_the_prospect_got(engine: Engine, threshold: 
         "p0@example.jp": ("Web", "Web"),
         "p1@example.jp": ("CRM", "CRM"),
         "p2@example.jp": ("CRM", "CRM"),
+        "p3@example.jp": ("CRM", "CRM"),
     }
 
     def once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -294,16 +295,17 @@ def test_a_create_audits_the_source_the_prospect_got(engine: Engine, threshold: 
 
     for _, values, _, _, base in stored:  # no member twice in what is stored
         read(values), read(base)
-    assert sorted(str(st["source"]) for st in states) == ["Web", "[' ', 'CRM']", "[None, 'CRM']"]
+    # alike on both sides (Web, and CRM given by the record), or paired with the record's blank or none
+    assert sorted(str(st["source"]) for st in states) == ["CRM", "Web", "[' ', 'CRM']", "[None, 'CRM']"]
     assert sorted(st["email"] for st in states) == sorted(got)
     if engine.dialect.name == "sqlite" and threshold == 0:  # the bulk path: values that refer to the audit
         assert all(base is not None and "email" not in read(values) for _, values, _, _, base in stored)
-        # a range stands for the sourced record and the one without a source; the blank source
-        # (a pair of its own) has its row
+        # a range stands for the sourced record and the one without a source; the blank source (a
+        # pair of its own) and the source that is the default itself (bare, not paired) have rows
         assert len(ranges) == 1 and ranges[0].source_default == "CRM"
-        assert [json.loads(values)["source"] for _, values, _, _, _ in stored] == [[" ", "CRM"]]
+        assert [json.loads(values)["source"] for _, values, _, _, _ in stored] == [[" ", "CRM"], "CRM"]
     else:
-        assert not ranges and len(stored) == 3
+        assert not ranges and len(stored) == 4
 
 
 KEYS = ["Sato@Example.JP", "  ｓａｔｏ＠ｅｘａｍｐｌｅ．ｊｐ　", "\tＳＡＴＯ＠example.jp\n", "STRASSE@example.jp",

@@ -79,6 +79,7 @@ _pending = sa.Table(
     sa.Column("eligible", sa.Integer(), nullable=False),
     sa.Column("ord", sa.Integer()),
     sa.Column("owner", sa.Integer()),  # the marketing user linked to the record's owner
+    sa.Column("own", sa.Integer()),  # 1: its prospect's agreed values need a row of their own (_range_form)
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
@@ -397,6 +398,7 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
     owned = users.c.salesforceId.is_not(None), users.c.salesforceId != ""
     links = sql.pg or _any(conn, sa.select(sync_link.c.prospect_id))
     owners = sql.pg or _any(conn, sa.select(users.c.id).where(*owned))
+    p = dynamic.load_prospect_schema(conn).table
     for obj, source in sources.items():
         c = source.table
         key = sql.email_key(c.c.Email)
@@ -410,14 +412,15 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         flag = sa.case((sa.and_(*acts), 1), else_=0)
         owner = (sa.select(sa.func.min(users.c.id)).where(users.c.salesforceId == c.c.OwnerId).where(*owned)
                  .scalar_subquery() if owners else sa.null())  # fmt: skip
+        form = _range_form(sql, specs[obj], c, p, now) if STATE_RANGES and not sql.pg else None
+        own = sa.case((form[0], 1), else_=0) if form is not None else sa.null()
         conn.execute(pend.insert().from_select(
-            ["obj", "id", "modstamp", "ekey", "acts", "eligible", "owner"],
-            sa.select(sa.literal(obj), c.c.Id, c.c.SystemModstamp, key, flag, sa.literal(1), owner).where(pending(c, obj))))  # fmt: skip
+            ["obj", "id", "modstamp", "ekey", "acts", "eligible", "owner", "own"],
+            sa.select(sa.literal(obj), c.c.Id, c.c.SystemModstamp, key, flag, sa.literal(1), owner, own).where(pending(c, obj))))  # fmt: skip
     # 2. plain cases only: acting, with a key no other acting record and no prospect has, an ASCII key
     #    on PostgreSQL, not the master of a merge or the contact of a conversion pending in this cycle
     shared = (sa.select(pend.c.ekey).where(pend.c.acts == 1, pend.c.ekey.is_not(None)).group_by(pend.c.ekey)
               .having(sa.func.count() > 1))  # fmt: skip
-    p = dynamic.load_prospect_schema(conn).table
     lead = sources["Lead"].table
     targets = sa.union(
         sa.select(lead.c.ConvertedContactId).where(lead.c.ConvertedContactId.is_not(None)),
@@ -630,9 +633,12 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
             _audit_offset(conn, audited.rowcount, last_audit, before + 1, top) if form is not None else None
         )
         if form is not None and offset is not None:
-            regular, shared, source_default = form
+            # a row for the prospects the copy found out of the form (the pending records marked
+            # ``own``; usually none), found from them: their prospects by CRM id
+            _, shared, source_default = form
             own = conn.execute(sync_state.insert().from_select([*columns, "base_audit_id"], select.add_columns(
-                p.c.id + offset).where(with_record, sa.case((regular, 0), else_=1) == 1)))  # fmt: skip
+                p.c.id + offset).where(pend.c.own == 1, pend.c.eligible == 1, pend.c.obj == obj, chunk,
+                                       c.c.Id == pend.c.id, p.c.salesforceId == pend.c.id, p.c.id > before)))  # fmt: skip
             if own.rowcount != top - before:  # (no range when every prospect has its row)
                 conn.execute(sync_state_range.insert().values(
                     run_id=run_id, crm_object=obj, first_prospect_id=before + 1, last_prospect_id=top,
@@ -854,17 +860,19 @@ def _refers_to_audit(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table) 
 def _range_form(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table,
                 now: dt.datetime) -> tuple[Any, dict[str, Any], str | None] | None:  # fmt: skip
     """SQLite, for agreed values that refer to the create audit (``_agreed`` with ``by_audit``): the
-    form most new prospects' values share, as ``sync_state_range`` holds it — the SQL condition that
-    a prospect's values are in that form, the members every such prospect holds alike (``values``),
-    and the default source (``source_default``) when its source is read from the audit. None when a
-    member has no such form (the values are then stored a row each).
+    form most new prospects' values share, as ``sync_state_range`` holds it — an SQL condition on
+    the CRM record alone that its prospect's values are *not* in that form (they need a row of
+    their own), the members every prospect in it holds alike (``values``), and the default source
+    (``source_default``) when its source is read from the audit. None when a member has no such
+    form (the values are then stored a row each).
 
     In that form every member ``_agreed`` builds a row at a time is left out — a copied text the
-    prospect holds (no blank record value beside it), a field a new prospect leaves empty whose
-    record value is NULL — but the source: the record's, alike on both sides, or none (the default,
-    paired with an empty record side); a record whose source is the default itself is not in it."""
+    prospect holds or the record leaves NULL (not a blank value beside the prospect's NULL), a field
+    a new prospect leaves empty whose record value is NULL — but the source: the record's, alike
+    on both sides, or none (the default, paired with an empty record side); a record whose source
+    is the default itself, or a blank, is not in it."""
     copied = {(c.target, c.source): c for c in spec.copies}
-    regular: list[Any] = []
+    own: list[Any] = []
     shared: dict[str, Any] = {}
     source_default = None
     for a in spec.agreed:
@@ -872,8 +880,8 @@ def _range_form(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table,
             continue  # in the audit
         if _agreed_copy(sql, a, copied, crm, p) is not None:
             if a.ma_kind is Kind.TEXT and (a.source, a.field) != _EMAIL:  # else wholly in the audit
-                assert a.source is not None
-                regular.append(sa.or_(p.c[a.field].is_not(None), crm.c[a.source].is_(None)))
+                assert a.source is not None  # a blank record value: the prospect holds NULL, paired
+                own.append(sa.and_(crm.c[a.source].is_not(None), sql.blank(crm.c[a.source], Kind.TEXT)))
             continue
         known, value_on_create = _on_create(a.field, spec, p, now)
         if known and a.source is None:
@@ -882,7 +890,7 @@ def _range_form(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table,
             continue
         if known and value_on_create is None:
             assert a.source is not None
-            regular.append(crm.c[a.source].is_(None))
+            own.append(crm.c[a.source].is_not(None))
             continue
         copies = [c for c in spec.copies if c.target == "source"]
         if (
@@ -891,13 +899,13 @@ def _range_form(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table,
             and a.crm_kind is Kind.TEXT
             and a.ma_kind is Kind.TEXT
             and all(c.source == a.source and c.conversion is Conversion.COPY for c in copies)
-        ):  # a record without a source: the prospect has the default
-            col, held = crm.c[a.source], p.c.source
-            regular.append(sa.or_(col.is_(None), sa.and_(col == held, held != _DEFAULT_SOURCE)))
+        ):  # a record without a source gives its prospect the default; one with it, its own
+            col = crm.c[a.source]
+            own.append(sa.and_(col.is_not(None), sa.or_(col == _DEFAULT_SOURCE, sql.blank(col, Kind.TEXT))))
             source_default = _DEFAULT_SOURCE
             continue
         return None
-    return (sa.and_(*regular) if regular else sa.true()), shared, source_default
+    return (sa.or_(*own) if own else sa.false()), shared, source_default
 
 
 def _audit_offset(conn: Connection, inserted: int, after: int, first: int, last: int) -> int | None:
