@@ -74,6 +74,7 @@ orgs = st.fixed_dictionaries({
     "cap": st.none() | st.integers(0, 8),
     "prefer": st.sampled_from(["contact", "lead"]),
     "filter": st.booleans(),
+    "package": st.booleans(),  # AE's package fields (pi__score__c …) in the CRM, as connector init adds them
 })  # fmt: skip
 
 
@@ -91,6 +92,11 @@ def fresh(templates: _Templates, backend: str, tmp: Path) -> Iterator[Engine]:
 
 def build(engine: Engine, org: dict[str, Any]) -> FixedClock:
     clock = FixedClock(START)
+    if org.get("package"):
+        crm = CrmService(engine, clock=clock)
+        for obj in ("Lead", "Contact"):
+            for name, kind, kw in c.PACKAGE_FIELDS:
+                crm.add_field(obj, name, kind, **kw)
     with engine.begin() as conn:
         conn.execute(t.ma_user.insert().values(email="owner@example.jp", salesforceId=LINKED_OWNER, role="sales",
                                                createdAt=START, updatedAt=START))  # fmt: skip
@@ -256,6 +262,33 @@ def test_the_bulk_path_takes_plain_records_and_leaves_the_rest(engine: Engine) -
     assert "phone" not in created[lead.id] and "firstName" not in created[lead.id]  # blanks are not written
     # the record had no LeadSource: the default the connector gave the prospect is what it wrote
     assert created[lead.id]["source"] == created[contact.id]["source"] == "CRM"
+
+
+def test_both_paths_agree_on_the_package_fields_a_new_prospect_leaves_empty_in_the_crm(
+    engine: Engine, _templates: _Templates, tmp_path: Path
+) -> None:
+    """With AE's package fields in the CRM (``renkei connector init`` adds them: pi__score__c,
+    pi__created_date__c …, empty on every record), a new prospect's agreed values pair its marketing
+    values with the records' empty fields alike on both paths — an empty date-time is null, not a
+    text — and the cycles after write the same."""
+    org = {**plain_leads(4), "package": True, "records": [*plain_leads(4)["records"],
+           {"object": "Contact", "Email": "c0@example.jp", "Title": "部長"}]}  # fmt: skip
+    backend = engine.dialect.name
+    results = []
+    for threshold in (0, 10**9):
+        with fresh(_templates, "postgresql" if backend == "postgresql" else "sqlite", tmp_path) as db:
+            clock = build(db, org)
+            runs = sync(db, config(org, threshold), clock)
+            assert quiet(runs[-1]), runs[-1]["counts"]
+            with db.connect() as conn:  # SQLite's copy: the shared values held once per object
+                ranges = conn.execute(sa.select(sync_state_range.c.crm_object)).scalars().all()
+            assert sorted(ranges) == (["Contact", "Lead"] if threshold == 0 and backend == "sqlite" else [])
+            results.append((outcome(db), [r["counts"] for r in runs]))
+    (bulk, bulk_counts), (per_record, per_record_counts) = results
+    created_at = [values["createdAt"] for _, values, _ in bulk["states"].values()]
+    assert created_at and all(pair[0] is None for pair in created_at), created_at
+    assert bulk == per_record
+    assert bulk_counts == per_record_counts
 
 
 @pytest.mark.parametrize("threshold", [0, 10**9], ids=["bulk", "per-record"])

@@ -280,8 +280,10 @@ class _Sql:
             return cat(sa.func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS'),
                        sa.case((micro == "000000", ""), else_=cat(".", micro)), "+00:00")  # fmt: skip
         micro = sa.func.substr(expr, 21, 6, type_=sa.Text)
-        return cat(sa.func.substr(expr, 1, 10), "T", sa.func.substr(expr, 12, 8),
-                   sa.case((sa.or_(micro == "000000", micro == ""), ""), else_=cat(".", micro)), "+00:00")  # fmt: skip
+        iso = cat(sa.func.substr(expr, 1, 10), "T", sa.func.substr(expr, 12, 8),
+                  sa.case((sa.or_(micro == "000000", micro == ""), ""), else_=cat(".", micro)), "+00:00")  # fmt: skip
+        # NULL for NULL (printf prints a NULL argument as nothing: "T.+00:00" for an empty date-time)
+        return sa.case((expr.is_(None), sa.null()), else_=iso)
 
     def as_json(self, text: Any) -> Any:
         return sa.cast(text, sa.JSON) if self.pg else text
@@ -868,9 +870,10 @@ def _range_form(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table,
 
     In that form every member ``_agreed`` builds a row at a time is left out — a copied text the
     prospect holds or the record leaves NULL (not a blank value beside the prospect's NULL), a field
-    a new prospect leaves empty whose record value is NULL — but the source: the record's, alike
-    on both sides, or none (the default, paired with an empty record side); a record whose source
-    is the default itself, or a blank, is not in it."""
+    a new prospect leaves empty whose record value is NULL — or the same for all: a value every new
+    prospect holds beside a NULL record field; but the source: the record's, alike on both sides,
+    or none (the default, paired with an empty record side); a record whose source is the default
+    itself, or a blank, is not in it."""
     copied = {(c.target, c.source): c for c in spec.copies}
     own: list[Any] = []
     shared: dict[str, Any] = {}
@@ -890,6 +893,12 @@ def _range_form(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table,
             continue
         if known and value_on_create is None:
             assert a.source is not None
+            own.append(crm.c[a.source].is_not(None))
+            continue
+        if known:  # a marketing value every new prospect holds (a stamp, the score) beside the
+            # record's field (AE's package fields, pi__created_date__c …): paired with it empty
+            assert a.source is not None
+            shared[a.field] = [None, jsonable(value_on_create)]
             own.append(crm.c[a.source].is_not(None))
             continue
         copies = [c for c in spec.copies if c.target == "source"]
