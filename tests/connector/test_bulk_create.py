@@ -444,13 +444,19 @@ def test_the_mark_stays_below_records_changed_during_the_copy(sqlite_engine: Eng
     index; the same cycle then reads their change (which the copy already took) and the next
     writes nothing."""
     engine = sqlite_engine
-    org, clock = built(engine, plain_leads(6))
+    contacts = [{"object": "Contact", "Email": f"c{i}@example.jp", "Title": "課長"} for i in range(6)]
+    org, clock = built(engine, {**plain_leads(6), "records": [*plain_leads(6)["records"], *contacts]})
     commit_chunk, newest_read = bulk_path._commit_chunk, bulk_path._newest_read
     crm = CrmService(engine, clock=clock)
+    ids: dict[str, str] = {}
     with engine.connect() as conn:
-        lead = t.CRM_TABLES["Lead"]
-        ids = dict(conn.execute(sa.select(lead.c.Email, lead.c.Id)).all())
-    edited = [ids[f"p{i}@example.jp"] for i in (3, 4, 5)]  # the newest three
+        for obj in ("Lead", "Contact"):
+            table = t.CRM_TABLES[obj]
+            ids.update(conn.execute(sa.select(table.c.Email, table.c.Id)).all())
+    # the newest three of each object, after the first chunk (two leads) is in
+    edited = {
+        obj: [ids[f"{x}{i}@example.jp"] for i in (3, 4, 5)] for obj, x in (("Lead", "p"), ("Contact", "c"))
+    }
     marks: dict[str, Any] = {}
 
     def edits_after_the_first(*args: Any) -> tuple[int, int]:
@@ -458,8 +464,9 @@ def test_the_mark_stays_below_records_changed_during_the_copy(sqlite_engine: Eng
         if not marks.get("edited"):
             marks["edited"] = True
             clock.advance(seconds=60)
-            for rid in edited:
-                crm.update("Lead", rid, {"Title": "部長"})
+            for obj, rids in edited.items():
+                for rid in rids:
+                    crm.update(obj, rid, {"Title": "部長"})
         return out
 
     def newest(conn: Connection, sql: Any, table: sa.Table, pending: Any) -> Any:
@@ -473,15 +480,14 @@ def test_the_mark_stays_below_records_changed_during_the_copy(sqlite_engine: Eng
         mock.patch.object(bulk_path, "_newest_read", newest),
     ):
         first = SyncService(engine, config(org, 0), clock=clock).run()
-    assert first["counts"]["ma"]["create"] == 6 and first["counts"]["link"] == 0
-    assert marks["crm_lead"].id == ids["p2@example.jp"] and marks["crm_contact"] is None
+    assert first["counts"]["ma"]["create"] == 12 and first["counts"]["link"] == 0
+    # past the probes both objects build the pending records' index (once)
+    assert marks["crm_lead"].id == ids["p2@example.jp"] and marks["crm_contact"].id == ids["c2@example.jp"]
     with engine.connect() as conn:
         titles = sorted(conn.execute(sa.select(t.prospect.c.jobTitle)).scalars())
-        mark = conn.execute(
-            sa.select(sync_watermark.c.record_id).where(sync_watermark.c.source == "crm:Lead")
-        ).scalar_one()
-    assert titles == ["課長"] * 3 + ["部長"] * 3  # the later chunks copied the records as they are now
-    assert mark in edited  # the cycle read past them after the copy
+        mark = dict(conn.execute(sa.select(sync_watermark.c.source, sync_watermark.c.record_id)).all())
+    assert titles == ["課長"] * 6 + ["部長"] * 6  # the later chunks copied the records as they are now
+    assert mark["crm:Lead"] in edited["Lead"] and mark["crm:Contact"] in edited["Contact"]  # read past since
     clock.advance(seconds=5)
     second = SyncService(engine, config(org, 0), clock=clock).run()
     assert quiet(second), second["counts"]

@@ -484,7 +484,7 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
 
 
 def _index_pending(conn: Connection) -> None:
-    conn.exec_driver_sql("CREATE INDEX ix_renkei_bulk_pending_id ON renkei_bulk_pending (id)")
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_renkei_bulk_pending_id ON renkei_bulk_pending (id)")
 
 
 #: SQLite: the newest CRM records ``_newest_read`` looks up among the pending records by a scan.
