@@ -493,6 +493,43 @@ def test_the_mark_stays_below_records_changed_during_the_copy(sqlite_engine: Eng
     assert quiet(second), second["counts"]
 
 
+def test_conversions_and_merges_of_bulk_created_prospects_end_as_on_the_per_record_path(
+    engine: Engine, _templates: _Templates, tmp_path: Path
+) -> None:
+    """After the initial sync (SQLite's bulk copy: values held by ranges), a lead converted to a new
+    contact and merges of leads and of contacts move links and agreed values (a row of their own
+    now, the range no longer speaking for them) exactly as after the per-record path."""
+    contacts = [{"object": "Contact", "Email": f"c{i}@example.jp", "Title": "部長"} for i in range(2)]
+    org = {**plain_leads(4), "records": [*plain_leads(4)["records"], *contacts]}
+    backend = "postgresql" if engine.dialect.name == "postgresql" else "sqlite"
+    results = []
+    for threshold in (0, 10**9):
+        with fresh(_templates, backend, tmp_path) as db:
+            clock = build(db, org)
+            first = sync(db, config(org, threshold), clock)
+            crm = CrmService(db, clock=clock)
+            with db.connect() as conn:
+                held = conn.execute(sa.select(sa.func.count()).select_from(sync_state_range)).scalar_one()
+                assert held == (2 if threshold == 0 and backend == "sqlite" else 0)
+                ids = {}
+                for obj in ("Lead", "Contact"):
+                    table = t.CRM_TABLES[obj]
+                    ids.update(conn.execute(sa.select(table.c.Email, table.c.Id)).all())
+            crm.convert_lead(ids["p0@example.jp"], do_not_create_opportunity=True)
+            clock.advance(seconds=1)
+            crm.merge("Lead", ids["p1@example.jp"], [ids["p2@example.jp"]])
+            clock.advance(seconds=1)
+            crm.merge("Contact", ids["c0@example.jp"], [ids["c1@example.jp"]])
+            clock.advance(seconds=1)
+            after = sync(db, config(org, threshold), clock)
+            assert quiet(after[-1]) and quiet(after[-2]), after[-1]["counts"]
+            results.append((outcome(db), [r["counts"] for r in first + after]))
+    (bulk, bulk_counts), (per_record, per_record_counts) = results
+    assert bulk == per_record
+    assert bulk_counts == per_record_counts
+    assert len(bulk["links"]) == 4  # p0's contact, p1 (p2 merged in), p3, c0 (c1 merged in)
+
+
 def test_a_large_initial_sync_refreshes_its_postgresql_statistics(pg_url: str) -> None:
     """PostgreSQL only (SQLite keeps no planner statistics): after the bulk path has filled the
     prospect, link, agreed-value and audit tables, each is analysed — with autovacuum off (as on
