@@ -401,6 +401,10 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
     links = sql.pg or _any(conn, sa.select(sync_link.c.prospect_id))
     owners = sql.pg or _any(conn, sa.select(users.c.id).where(*owned))
     p = dynamic.load_prospect_schema(conn).table
+    # SQLite: the form most new prospects' agreed values share (_range_form), per object; whether a
+    # record's prospect is out of it is judged here, on the record, while it is read
+    forms = {obj: _range_form(sql, specs[obj], s.table, p, now) if STATE_RANGES and not sql.pg else None
+             for obj, s in sources.items()}  # fmt: skip
     for obj, source in sources.items():
         c = source.table
         key = sql.email_key(c.c.Email)
@@ -414,7 +418,7 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         flag = sa.case((sa.and_(*acts), 1), else_=0)
         owner = (sa.select(sa.func.min(users.c.id)).where(users.c.salesforceId == c.c.OwnerId).where(*owned)
                  .scalar_subquery() if owners else sa.null())  # fmt: skip
-        form = _range_form(sql, specs[obj], c, p, now) if STATE_RANGES and not sql.pg else None
+        form = forms[obj]
         own = sa.case((form[0], 1), else_=0) if form is not None else sa.null()
         conn.execute(pend.insert().from_select(
             ["obj", "id", "modstamp", "ekey", "acts", "eligible", "owner", "own"],
@@ -465,7 +469,18 @@ def _copy(svc: SyncService, conn: Connection, sql: _Sql, sources: dict[str, Bulk
         created = 0
         for lo in range(0, last_row, _CHUNK):
             seen, made = _commit_chunk(
-                conn, sql, sources, specs, p, run_id, now, rowid > lo, rowid <= lo + _CHUNK, seen, ranges
+                conn,
+                sql,
+                sources,
+                specs,
+                p,
+                run_id,
+                now,
+                rowid > lo,
+                rowid <= lo + _CHUNK,
+                seen,
+                ranges,
+                forms,
             )
             created += made
     # 5. the rest to the per-record planner of this same cycle, the watermarks past everything read
@@ -532,7 +547,7 @@ _CHUNK = 100_000
 
 def _commit_chunk(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: dict[str, CreationSpec],
                   p: sa.Table, run_id: int, now: dt.datetime, rest: Any, upto: Any, seen: int,
-                  ranges: list[tuple[int, int]]) -> tuple[int, int]:  # fmt: skip
+                  ranges: list[tuple[int, int]], forms: dict[str, _Form | None]) -> tuple[int, int]:  # fmt: skip
     """SQLite: the next chunk's prospects (the pending records of ``rest`` and ``upto``: SQL
     conditions) in a transaction of their own. ``seen`` is the data version (``_data_version``) the
     records still to do (``rest``) were last judged against: when another connection has committed
@@ -547,7 +562,7 @@ def _commit_chunk(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], s
         conn.execute(pend.update().where(pend.c.eligible == 1, rest, sa.or_(
             sa.exists().where(p.c.emailKey == pend.c.ekey),
             sa.exists().where(sync_link.c.crm_id == pend.c.id))).values(eligible=0))  # fmt: skip
-    made = _create(conn, sql, sources, specs, p, run_id, now, sa.and_(rest, upto), ranges)
+    made = _create(conn, sql, sources, specs, p, run_id, now, sa.and_(rest, upto), ranges, forms)
     conn.commit()
     return version, made  # the connection's own commits leave the version as it is
 
@@ -564,11 +579,12 @@ def _data_version(conn: Connection) -> int:
 
 def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: dict[str, CreationSpec],
             p: sa.Table, run_id: int, now: dt.datetime, chunk: Any,
-            ranges: list[tuple[int, int]] | None = None) -> int:  # fmt: skip
+            ranges: list[tuple[int, int]] | None = None, forms: dict[str, _Form | None] | None = None) -> int:  # fmt: skip
     """The eligible pending records of ``chunk`` (an SQL condition on them) become prospects, linked,
     with their agreed values and create audit, an object at a time (its records' and prospects'
     pages still in the cache). Returns how many; on SQLite, each object's new prospect ids go to
-    ``ranges`` as (first, last)."""
+    ``ranges`` as (first, last), and ``forms`` (``_range_form`` per object, the pending records'
+    ``own`` judged by it) lets the agreed values be held by a range."""
     pend = _pending
     stamp = sa.literal(now, type_=UTCDateTime())
     created = int(conn.execute(sa.select(sa.func.count()).where(pend.c.eligible == 1, chunk)).scalar_one())
@@ -630,7 +646,7 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
         select = sa.select(p.c.id, sa.literal(obj), state, stamp, sa.true())
         # the agreed values most of them share, once for the chunk's prospects of this object: a
         # row each only for the others (see sync_state_range)
-        form = _range_form(sql, spec, c, p, now) if by_audit and STATE_RANGES and top > before else None
+        form = (forms or {}).get(obj) if by_audit and top > before else None
         offset = (
             _audit_offset(conn, audited.rowcount, last_audit, before + 1, top) if form is not None else None
         )
@@ -639,8 +655,7 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
             # ``own``; usually none), found from them: their prospects by CRM id
             _, shared, source_default = form
             own = conn.execute(sync_state.insert().from_select([*columns, "base_audit_id"], select.add_columns(
-                p.c.id + offset).where(pend.c.own == 1, pend.c.eligible == 1, pend.c.obj == obj, chunk,
-                                       c.c.Id == pend.c.id, p.c.salesforceId == pend.c.id, p.c.id > before)))  # fmt: skip
+                p.c.id + offset).where(mine, pend.c.own == 1, p.c.salesforceId == pend.c.id, p.c.id > before)))  # fmt: skip
             if own.rowcount != top - before:  # (no range when every prospect has its row)
                 conn.execute(sync_state_range.insert().values(
                     run_id=run_id, crm_object=obj, first_prospect_id=before + 1, last_prospect_id=top,
@@ -859,8 +874,12 @@ def _refers_to_audit(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table) 
     return True
 
 
-def _range_form(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table,
-                now: dt.datetime) -> tuple[Any, dict[str, Any], str | None] | None:  # fmt: skip
+#: ``_range_form``: (the SQL condition that a record's prospect is out of the form, the shared
+#: members, the default source read from the audit or None).
+_Form = tuple[Any, dict[str, Any], str | None]
+
+
+def _range_form(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.datetime) -> _Form | None:
     """SQLite, for agreed values that refer to the create audit (``_agreed`` with ``by_audit``): the
     form most new prospects' values share, as ``sync_state_range`` holds it — an SQL condition on
     the CRM record alone that its prospect's values are *not* in that form (they need a row of

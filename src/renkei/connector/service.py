@@ -57,7 +57,7 @@ from renkei.store.tables_sync import (
 
 _AUDIT_INSERT = sync_audit.insert()
 _STATE_VALUES = sync_state.c["values"]
-_STATE_TEXT = sa.type_coerce(_STATE_VALUES, sa.Text)  # the stored JSON as it is (``_states`` decodes it)
+_STATE_TEXT = sa.type_coerce(_STATE_VALUES, sa.Text)  # the stored JSON as it is (``state_values`` decodes it)
 _READ_PAGE = 2000  # records per adapter read (Salesforce's sObject Collections retrieve takes 2,000 ids)  # ``.c.values`` is the column collection's own method
 _MIRRORED = ("Account", "Opportunity", "OpportunityContactRole")
 _COMMIT_EVERY = 1000  # pair updates per commit of a cycle's prospect writes (``_commit_part``)
@@ -1441,7 +1441,14 @@ def read_states(conn: Connection, pids: Sequence[int]) -> dict[int, tuple[dict[s
 
 
 def _decoded(values: Any) -> Any:
+    """JSON as SQLite hands it over (text), decoded; PostgreSQL's driver has decoded it already."""
     return json.loads(values) if isinstance(values, str) else values
+
+
+def _audit_members(audit_new: Any) -> tuple[dict[str, Any], Any]:
+    """A create audit's ``new`` (text or decoded) as a new dict without its source, and the source."""
+    members: dict[str, Any] = dict(_decoded(audit_new))
+    return members, members.pop("source", None)
 
 
 def range_values(audit_new: Any, values: Any, source_default: str | None) -> dict[str, Any]:
@@ -1449,8 +1456,7 @@ def range_values(audit_new: Any, values: Any, source_default: str | None) -> dic
     audit's members (``audit_new``) but its source; with ``source_default``, the source as the audit
     has it, paired with an empty CRM side where it is that default (the record had none), else bare;
     then the range's ``values``."""
-    merged: dict[str, Any] = dict(_decoded(audit_new))
-    source = merged.pop("source", None)
+    merged, source = _audit_members(audit_new)
     if source_default is not None and source is not None:
         merged["source"] = [None, source] if source == source_default else source
     merged.update(_decoded(values))
@@ -1461,11 +1467,10 @@ def state_values(values: Any, base: Any = None) -> dict[str, Any]:
     """An agreed-value row's members: its ``values`` (JSON text or decoded), and where it refers to a
     create audit (``sync_state.base_audit_id``; ``base`` that audit's ``new``), the audit's members
     but its source first — the values a bulk-created prospect copied as they are and its owner."""
-    decoded = json.loads(values) if isinstance(values, str) else values
+    decoded = _decoded(values)
     if base is None:
         return decoded if decoded is not None else {}  # as decoded: read, never changed in place
-    merged: dict[str, Any] = json.loads(base) if isinstance(base, str) else dict(base)
-    merged.pop("source", None)
+    merged, _ = _audit_members(base)
     merged.update(decoded)
     return merged
 
