@@ -697,6 +697,7 @@ class SyncService:
         guarded = update.where(p.c.updatedAt == sa.bindparam("_seen", type_=p.c.updatedAt.type))
         changed: set[int] = set()  # prospects edited since the cycle read them: not written
         for (_, guard), params_ in groups.items():
+            params_.sort(key=_by_pid)  # in the table's order (stable: a prospect twice stays in op order)
             done = executemany(conn, guarded if guard else update, params_)
             if guard and done != len(params_):
                 edited, same_stamp = _not_written(conn, p, params_, now)
@@ -1612,6 +1613,10 @@ def _alike(crm_value: Any, ma_value: Any) -> bool:
     """Both sides hold one JSON value of one type (so a bare value can stand for the pair; never a
     list, which would read as a pair)."""
     return type(crm_value) is type(ma_value) and type(crm_value) in _AS_IS and crm_value == ma_value
+
+
+def _by_pid(params: Mapping[str, Any]) -> int:
+    return int(params["_pid"])
 
 
 def _write_audit(run_id: int, at: dt.datetime, direction: str, obj: str, record_id: str, prospect_id: int | None,

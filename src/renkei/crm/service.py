@@ -27,6 +27,7 @@ from renkei.crm.schema import CUSTOM_FIELD_TYPES, CUSTOM_NAME, FieldDef, FieldTy
 from renkei.errors import ConflictError, FieldError, InputError, NotFoundError, ValidationError
 from renkei.store import dynamic
 from renkei.store import tables as t
+from renkei.store.bulkexec import executemany
 from renkei.store.db import analyze_if_grown, row_dicts
 from renkei.store.dynamic import CrmSchema
 from renkei.store.tables_crm import crm_recycle_bin as t_bin
@@ -546,7 +547,9 @@ class CrmService:
                 by_columns.setdefault(key, []).append(changes)
                 results.append(SaveResult(rid, True))
             for params in by_columns.values():
-                conn.execute(update, params)
+                if once:  # in the table's order (ids run with it): fewer pages visited between rows
+                    params.sort(key=_by_rid)
+                executemany(conn, update, params)
         return results
 
     def _rows(self, conn: Connection, schema: CrmSchema, obj: ObjectDef, record_ids: Sequence[str],
@@ -1082,6 +1085,10 @@ def _update_fields(
     }
     return frozenset({"Id", "IsDeleted", "SystemModstamp", "IsConverted", *required, *named,
                       *_DERIVED.get(obj.name, ())})  # fmt: skip
+
+
+def _by_rid(changes: Mapping[str, Any]) -> str:
+    return str(changes["_rid"])
 
 
 def _by_id(result: sa.CursorResult[Any]) -> dict[str, dict[str, Any]]:
