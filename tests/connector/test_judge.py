@@ -105,3 +105,31 @@ def test_plainly_same_implies_same(a: Any, b: Any) -> None:
     """The cycle's shortcut past the judge is only taken where the judge sees no difference."""
     if plainly_same(a, b):
         assert same(a, b)
+
+
+M1 = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
+M2 = dt.datetime(2026, 12, 10, 15, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("rule", "crm", "ma", "last", "expected"),
+    [
+        # agreed values are JSON (a date-time as its ISO text); the sides hold date-times or text
+        (Rule.MOST_RECENT, M1, M2.isoformat(), (M1.isoformat(), M1.isoformat()),
+         ("crm", M2.isoformat(), "only_one_side_changed")),  # the CRM's unchanged date is no change
+        (Rule.MOST_RECENT, M2, M1.isoformat(), (M1.isoformat(), M1.isoformat()),
+         ("ma", M2, "only_one_side_changed")),
+        (Rule.MOST_RECENT, M1, M1.isoformat(), (None, None), None),  # one instant, two spellings: in step
+        (Rule.CRM_TO_MA, M1, M2.isoformat(), (M1.isoformat(), M1.isoformat()), None),  # the MA edit stays
+        (Rule.MA_TO_CRM, M1, M2, (M1.isoformat(), M1.isoformat()), ("crm", M2, "rule")),
+        (Rule.MA_TO_CRM, M2, M1, (M1.isoformat(), M1.isoformat()), None),  # a CRM edit stays
+        (Rule.CRM_TO_MA, dt.date(2026, 12, 1), "2026-12-01", ("2026-11-30", "2026-11-30"), None),
+        # a value the CRM side has never had (a prospect created from a CRM record) goes across
+        (Rule.MA_TO_CRM, None, M1, (None, M1.isoformat()), ("crm", M1, "rule")),
+        (Rule.MA_TO_CRM, None, 0, (None, 0), ("crm", 0, "rule")),
+        (Rule.MA_TO_CRM, None, None, (None, None), None),
+    ],
+)  # fmt: skip
+def test_dates_are_compared_with_their_agreed_text(rule: Rule, crm: Any, ma: Any, last: tuple[Any, Any],
+                                                   expected: tuple[str, Any, str] | None) -> None:  # fmt: skip
+    assert _d(rule, crm, ma, last, crm_t=T2, ma_t=T1) == expected

@@ -33,7 +33,7 @@ from sqlalchemy.ext.compiler import compiles
 from renkei.connector.config import CRM_OBJECTS
 from renkei.core.identity import email_key
 from renkei.core.sync.bulk import AgreedPair, Conversion, Copy, CreationSpec, Kind, creation_spec
-from renkei.core.sync.messages import jsonable
+from renkei.core.sync.judge import jsonable
 from renkei.core.sync.ports import BulkCopyCapable, BulkSource
 from renkei.store import dynamic
 from renkei.store import tables as t

@@ -34,8 +34,8 @@ from renkei.core.sync.judge import (
     Side,
     same,
 )
+from renkei.core.sync.judge import jsonable as _jsonable
 from renkei.core.sync.messages import Action, FieldWrite, Op
-from renkei.core.sync.messages import jsonable as _jsonable
 from renkei.core.sync.planner import ABSENT, ABSENTS, OWNER, Planner, own_write, queries, to_ma
 from renkei.core.sync.ports import CrmAdapter, Cursor, ReadsManyChanges, ReadsManyRecords
 from renkei.crm.service import CrmService

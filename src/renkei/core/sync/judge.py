@@ -94,6 +94,29 @@ def same(a: Any, b: Any) -> bool:
     return bool(normalized(a) == normalized(b))
 
 
+def jsonable(value: Any) -> Any:
+    """A value as agreed values and the audit keep it (JSON): a date-time as its UTC ISO text, a date as
+    its ISO text, anything else as it is."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def same_value(value: Any, agreed: Any) -> bool:
+    """Whether two values are the same however each is spelled: a side's value as the side holds it
+    and a value agreed at the last sync (agreed values are JSON: a date-time is its ISO text) or the
+    other side's. Compared only as they are, a date-time the CRM returns never matched its agreed text,
+    so a date field always counted as changed on that side — and under ``most_recent`` a later edit
+    of another field of the record reverted the other side's edit of it."""
+    if same(value, agreed):
+        return True
+    return (isinstance(value, dt.date) or isinstance(agreed, dt.date)) and same(
+        jsonable(value), jsonable(agreed)
+    )
+
+
 #: Types whose equality is plain equality (``plainly_same``; the planner's judging loop inlines it).
 PLAIN = (str, int, bool)
 
@@ -115,10 +138,10 @@ def _write(winner: Side, crm: Observed, ma: Observed, rule: Rule, evidence: Evid
 def decide(rule: Rule, crm: Observed, ma: Observed, last_crm: Any = None, last_ma: Any = None, *,
            synced_before: bool = False, sync_blanks: bool = False) -> Decision | None:  # fmt: skip
     """What to write for one field, or None when nothing should be written."""
-    if rule is Rule.NONE or same(crm.value, ma.value):
+    if rule is Rule.NONE or same_value(crm.value, ma.value):
         return None
-    crm_changed = not synced_before or not same(crm.value, last_crm)
-    ma_changed = not synced_before or not same(ma.value, last_ma)
+    crm_changed = not synced_before or not same_value(crm.value, last_crm)
+    ma_changed = not synced_before or not same_value(ma.value, last_ma)
     if rule is Rule.CRM_WINS:
         return _write(Side.CRM, crm, ma, rule, Evidence.RULE, "the CRM's value wins", sync_blanks)
     if rule is Rule.MA_WINS:
@@ -130,14 +153,20 @@ def decide(rule: Rule, crm: Observed, ma: Observed, last_crm: Any = None, last_m
             return _write(winner.other, crm, ma, rule, Evidence.BLANK_FALLBACK,
                           f"the {winner.value} value is blank, so the other side's value is used", sync_blanks)  # fmt: skip
         return _write(winner, crm, ma, rule, Evidence.RULE, f"the {winner.value} value wins", sync_blanks)
-    if rule is Rule.CRM_TO_MA:
-        if synced_before and not crm_changed:
-            return None  # one way: a marketing edit stays until the CRM value changes
-        return _write(Side.CRM, crm, ma, rule, Evidence.RULE, "one way CRM → marketing", sync_blanks)
-    if rule is Rule.MA_TO_CRM:
-        if synced_before and not ma_changed:
-            return None
-        return _write(Side.MA, crm, ma, rule, Evidence.RULE, "one way marketing → CRM", sync_blanks)
+    if rule in (Rule.CRM_TO_MA, Rule.MA_TO_CRM):
+        source = Side.CRM if rule is Rule.CRM_TO_MA else Side.MA
+        way = "one way CRM → marketing" if source is Side.CRM else "one way marketing → CRM"
+        if synced_before and not (crm_changed if source is Side.CRM else ma_changed):
+            source_value, target_value, last_target = (
+                (crm.value, ma.value, last_ma) if source is Side.CRM else (ma.value, crm.value, last_crm)
+            )
+            if is_blank(last_target) and is_blank(target_value) and not is_blank(source_value):
+                # a value the other side has never had: a prospect created from a CRM record agrees its
+                # marketing fields (score, created date …) beside the record's empty ones unwritten
+                return _write(source, crm, ma, rule, Evidence.RULE, f"{way}: the other side has been empty",
+                              sync_blanks)  # fmt: skip
+            return None  # one way: an edit on the other side stays until the source value changes
+        return _write(source, crm, ma, rule, Evidence.RULE, way, sync_blanks)
     # most recent
     if synced_before and crm_changed != ma_changed:
         winner = Side.CRM if crm_changed else Side.MA

@@ -8,13 +8,12 @@ under which rule and evidence), the engine executes them, and the audit stores t
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from renkei.core.sync.judge import Side
+from renkei.core.sync.judge import Side, jsonable
 
 
 class Action(enum.StrEnum):
@@ -82,11 +81,3 @@ class Op:
         if self.error_kind:
             out["error"] = {"kind": self.error_kind, "code": self.code}
         return out
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value

@@ -30,8 +30,8 @@ from typing import Any, Protocol
 
 from renkei.core.identity import email_key
 from renkei.core.sync.judge import PLAIN, Observed, Rule, Side, decide, is_blank, plainly_same, same
+from renkei.core.sync.judge import jsonable as _jsonable
 from renkei.core.sync.messages import Action, FieldWrite, Op
-from renkei.core.sync.messages import jsonable as _jsonable
 from renkei.core.sync.ports import CrmAdapter, QueriesMany, ReadsManyRecords
 
 #: The prospect field that follows the CRM record's ``OwnerId`` through the user links.
