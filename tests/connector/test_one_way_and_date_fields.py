@@ -6,6 +6,7 @@ not reverted by a later edit of another field of the other side's record (seed 0
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tests.cli_helpers import cli
 
@@ -41,7 +42,8 @@ def test_marketing_fields_go_to_the_crm_with_the_next_change(org: Path) -> None:
     assert crm_counts(cli("sync", "run")) == {"create": 0, "update": 0, "delete": 0}  # and no echo
 
 
-def test_a_date_time_edit_is_not_reverted_by_a_later_edit_of_another_field(org: Path) -> None:
+def meeting_field(org: Path) -> tuple[str, dict[str, Any]]:
+    """A date-time custom field on both sides, mapped most_recent; a lead with one, synced."""
     for obj in ("Lead", "Contact"):
         cli("crm", "field", "add", obj, "Meeting__c", "--type", "datetime")
     cli("prospect", "field", "add", "Meeting__c", "--type", "datetime")
@@ -52,6 +54,11 @@ def test_a_date_time_edit_is_not_reverted_by_a_later_edit_of_another_field(org: 
                    "--set", "Email=suzuki@example.jp", "--set", "Meeting__c=2026-12-01T10:00:00Z")["id"])  # fmt: skip
     cli("sync", "run")
     [prospect] = [p for p in cli("prospect", "list") if p["email"] == "suzuki@example.jp"]
+    return lead, prospect
+
+
+def test_a_date_time_edit_is_not_reverted_by_a_later_edit_of_another_field(org: Path) -> None:
+    lead, prospect = meeting_field(org)
     assert prospect["Meeting__c"].startswith("2026-12-01T10:00:00")
     settled = cli("sync", "run")
     assert settled["counts"]["ma"]["update"] == 0  # the CRM's date-time and its agreed text are in step
@@ -68,3 +75,17 @@ def test_a_date_time_edit_is_not_reverted_by_a_later_edit_of_another_field(org: 
     assert "only_one_side_changed" in str(explained)
     quiet = cli("sync", "run")
     assert (quiet["counts"]["crm"]["update"], quiet["counts"]["ma"]["update"]) == (0, 0)
+
+
+def test_a_date_time_edit_survives_the_conversion_of_its_lead(org: Path) -> None:
+    """The contact a converted lead becomes inherits the lead's date-time: the pair's agreement on it
+    carries over (compared as the CRM returns it with the text it was agreed as), so the marketing
+    edit not yet synced still wins over the newer contact."""
+    lead, prospect = meeting_field(org)
+    cli("prospect", "update", str(prospect["id"]), "--set", "Meeting__c=2026-12-10T15:00:00Z")
+    contact = cli("crm", "convert-lead", lead)["contactId"]
+    assert cli("crm", "get", "Contact", contact)["Meeting__c"].startswith("2026-12-01T10:00:00")
+    cli("sync", "run")
+    assert cli("prospect", "get", str(prospect["id"]))["salesforceContactId"] == contact
+    assert cli("prospect", "get", str(prospect["id"]))["Meeting__c"].startswith("2026-12-10T15:00:00")
+    assert cli("crm", "get", "Contact", contact)["Meeting__c"].startswith("2026-12-10T15:00:00")

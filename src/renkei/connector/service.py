@@ -33,6 +33,7 @@ from renkei.core.sync.judge import (
     Rule,
     Side,
     same,
+    same_value,
 )
 from renkei.core.sync.judge import jsonable as _jsonable
 from renkei.core.sync.messages import Action, FieldWrite, Op
@@ -1540,12 +1541,14 @@ def _next_cycle(planned: _Next, ma_field: str, crm_value: Any, ma_value: Any) ->
     if other is not None:
         return {"write": None, "reason": f"{other.action.value}: {other.reason}"}
     if not planned.crm_moved and not planned.ma_moved:
-        return {"write": None, "reason": "in step" if same(crm_value, ma_value) else
+        return {"write": None, "reason": "in step" if same_value(crm_value, ma_value) else
                 "the sides were left different at the last sync (a blank does not overwrite a value) and neither side "
                 "changed since: the next cycle leaves this field as it is"}  # fmt: skip
     return {
         "write": None,
-        "reason": "in step" if same(crm_value, ma_value) else "no write under this rule (blank or one-way)",
+        "reason": "in step"
+        if same_value(crm_value, ma_value)
+        else "no write under this rule (blank or one-way)",
     }
 
 

@@ -29,7 +29,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from renkei.core.identity import email_key
-from renkei.core.sync.judge import PLAIN, Observed, Rule, Side, decide, is_blank, plainly_same, same
+from renkei.core.sync.judge import (
+    PLAIN,
+    Observed,
+    Rule,
+    Side,
+    decide,
+    is_blank,
+    plainly_same,
+    same,
+    same_value,
+)
 from renkei.core.sync.judge import jsonable as _jsonable
 from renkei.core.sync.messages import Action, FieldWrite, Op
 from renkei.core.sync.ports import CrmAdapter, QueriesMany, ReadsManyRecords
@@ -544,7 +554,7 @@ class Planner:
         out: dict[str, Any] = {}
         for m, crm_field in self.mappings(obj):
             pair = state.get(m.ma)
-            if pair is not None and same(to_ma(rec.get(crm_field), pair[1]), pair[0]):
+            if pair is not None and same_value(to_ma(rec.get(crm_field), pair[1]), pair[0]):
                 out[m.ma] = list(pair)
         pair = state.get(OWNER)
         if pair is not None and same(self.store.user_for_crm_owner(rec.get("OwnerId")), pair[0]):
