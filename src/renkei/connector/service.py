@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -32,7 +33,6 @@ from renkei.core.sync.judge import (
     Evidence,
     Rule,
     Side,
-    same,
     same_value,
 )
 from renkei.core.sync.judge import jsonable as _jsonable
@@ -698,7 +698,8 @@ class SyncService:
         guarded = update.where(p.c.updatedAt == sa.bindparam("_seen", type_=p.c.updatedAt.type))
         changed: set[int] = set()  # prospects edited since the cycle read them: not written
         for (_, guard), params_ in groups.items():
-            params_.sort(key=_by_pid)  # in the table's order (stable: a prospect twice stays in op order)
+            # in the table's order (stable: a prospect twice stays in op order)
+            params_.sort(key=itemgetter("_pid"))
             done = executemany(conn, guarded if guard else update, params_)
             if guard and done != len(params_):
                 edited, same_stamp = _not_written(conn, p, params_, now)
@@ -1116,7 +1117,7 @@ class SyncService:
                     current = conn.execute(
                         sa.select(p.c[r["field"]]).where(p.c.id == r["prospect_id"])
                     ).scalar()
-                    if not same(_jsonable(current), r["new"]):
+                    if not same_value(current, r["new"]):
                         skipped.append(
                             {
                                 "prospectId": r["prospect_id"],
@@ -1145,7 +1146,7 @@ class SyncService:
             for rid, fields_ in per_record.items():
                 body = {"Id": rid}
                 for crm_field, (old, new, _row) in fields_.items():
-                    if same(_jsonable(current.get(rid, {}).get(crm_field)), new):
+                    if same_value(current.get(rid, {}).get(crm_field), new):
                         body[crm_field] = old
                     else:
                         skipped.append(
@@ -1616,10 +1617,6 @@ def _alike(crm_value: Any, ma_value: Any) -> bool:
     """Both sides hold one JSON value of one type (so a bare value can stand for the pair; never a
     list, which would read as a pair)."""
     return type(crm_value) is type(ma_value) and type(crm_value) in _AS_IS and crm_value == ma_value
-
-
-def _by_pid(params: Mapping[str, Any]) -> int:
-    return int(params["_pid"])
 
 
 def _write_audit(run_id: int, at: dt.datetime, direction: str, obj: str, record_id: str, prospect_id: int | None,

@@ -154,13 +154,15 @@ def decide(rule: Rule, crm: Observed, ma: Observed, last_crm: Any = None, last_m
                           f"the {winner.value} value is blank, so the other side's value is used", sync_blanks)  # fmt: skip
         return _write(winner, crm, ma, rule, Evidence.RULE, f"the {winner.value} value wins", sync_blanks)
     if rule in (Rule.CRM_TO_MA, Rule.MA_TO_CRM):
-        source = Side.CRM if rule is Rule.CRM_TO_MA else Side.MA
-        way = "one way CRM → marketing" if source is Side.CRM else "one way marketing → CRM"
-        if synced_before and not (crm_changed if source is Side.CRM else ma_changed):
-            source_value, target_value, last_target = (
-                (crm.value, ma.value, last_ma) if source is Side.CRM else (ma.value, crm.value, last_crm)
-            )
-            if is_blank(last_target) and is_blank(target_value) and not is_blank(source_value):
+        # (the side written from, its value, the other side's value and agreed value, whether the source moved)
+        source, value, target, last_target, moved = (
+            (Side.CRM, crm.value, ma.value, last_ma, crm_changed)
+            if rule is Rule.CRM_TO_MA
+            else (Side.MA, ma.value, crm.value, last_crm, ma_changed)
+        )
+        way = f"one way {'CRM → marketing' if source is Side.CRM else 'marketing → CRM'}"
+        if synced_before and not moved:
+            if is_blank(last_target) and is_blank(target) and not is_blank(value):
                 # a value the other side has never had: a prospect created from a CRM record agrees its
                 # marketing fields (score, created date …) beside the record's empty ones unwritten
                 return _write(source, crm, ma, rule, Evidence.RULE, f"{way}: the other side has been empty",

@@ -40,7 +40,6 @@ from renkei.core.sync.judge import (
     same,
     same_value,
 )
-from renkei.core.sync.judge import jsonable as _jsonable
 from renkei.core.sync.messages import Action, FieldWrite, Op
 from renkei.core.sync.ports import CrmAdapter, QueriesMany, ReadsManyRecords
 
@@ -612,7 +611,7 @@ class Planner:
                     (value is None and agreed is None)
                     or (type(value) is type(agreed) and type(value) in PLAIN and value == agreed)
                 )
-                and not same(_jsonable(value), agreed)
+                and not same_value(value, agreed)
             ):
                 return False
             if (
@@ -625,7 +624,7 @@ class Planner:
         if OWNER not in state:
             return False
         value, agreed = prospect.get(OWNER), state[OWNER][1]
-        return plainly_same(value, agreed) or same(_jsonable(value), agreed)
+        return plainly_same(value, agreed) or same_value(value, agreed)
 
     def _crm_changed(self, obj: str, rec: Mapping[str, Any], state: Mapping[str, Sequence[Any]]) -> bool:
         """Whether any synced field of the CRM record differs from its agreed value (compared as
@@ -639,7 +638,7 @@ class Planner:
                 type(value) is type(agreed) and type(value) in PLAIN and value == agreed
             ):
                 continue  # plainly_same, inlined
-            if not same(_jsonable(to_ma(value, agreed)), agreed):
+            if not same_value(to_ma(value, agreed), agreed):
                 return True
         return False
 
