@@ -10,6 +10,10 @@ file, or ``--url``) and gets them synced, then measures in one run:
    CRM's own ``update_many``) until every edit is on its prospect (target ≤ 2 s for 10k);
 3. the cycles after ``--changes`` prospect edits (``comments``, marketing wins → ``Description``,
    through ``ProspectService.update`` like a user's edit) until every edit is in the CRM;
+
+   after steps 2 and 3, a baseline: the rows the cycles wrote (prospects, then CRM records) written
+   again as one raw ``UPDATE`` executemany, so each cycle's time reads as a ratio to the machine's
+   pace in the same run;
 4. the echo cycle after that (sees the connector's own CRM writes come back; writes nothing);
 5. an idle cycle again.
 
@@ -221,6 +225,25 @@ def main() -> None:
 
     r = _cycles(engine, cfg, clock, ma_edits_arrived)
     report(f"{k} prospect edits → CRM", r, k)
+    # the same baseline for this direction: the 10k CRM records the cycle wrote, as one raw UPDATE
+    # executemany per object (a different value, then put back; SystemModstamp untouched, so the
+    # echo cycle below sees only the connector's own writes)
+    with engine.connect() as conn:
+        written = {o: [{"d": row.Description, "i": row.Id} for row in conn.execute(sa.text(
+            f"SELECT \"Id\", \"Description\" FROM crm_{o} WHERE \"Description\" LIKE '問い合わせ %'"))]
+                   for o in ("lead", "contact")}  # fmt: skip
+    w0, c0 = time.perf_counter(), time.process_time()
+    with engine.begin() as conn:
+        for o, rows in written.items():
+            conn.execute(sa.text(f'UPDATE crm_{o} SET "Description" = :d WHERE "Id" = :i'),
+                         [{**e, "d": e["d"] + "+"} for e in rows])  # fmt: skip
+    base_wall, base_cpu = time.perf_counter() - w0, time.process_time() - c0
+    with engine.begin() as conn:
+        for o, rows in written.items():
+            conn.execute(sa.text(f'UPDATE crm_{o} SET "Description" = :d WHERE "Id" = :i'), rows)
+    n_written = sum(len(rows) for rows in written.values())
+    print(f"{'baseline: raw UPDATE':<26} {base_wall:8.3f} s  (CPU {base_cpu:.3f} s) of the same {n_written} "
+          f"CRM records; the cycle took {r['wall'] / base_wall:.0f}× (CPU {r['cpu'] / max(base_cpu, 1e-9):.0f}×)")  # fmt: skip
     echo = _cycles(engine, cfg, clock, lambda: True)
     report("echo cycle", echo)
     idle2 = _cycles(engine, cfg, clock, lambda: True)
