@@ -135,6 +135,31 @@ def _nothing_written(counts: dict[str, Any]) -> bool:
     )
 
 
+def _baseline(engine: sa.Engine, cycle: dict[str, Any], label: str,
+              targets: list[tuple[str, str, str, str]]) -> None:  # fmt: skip
+    """Time one raw ``UPDATE`` executemany per (table, column, key, which rows) — the rows a cycle
+    wrote, set to another value (SQLite writes no page for an unchanged one) — then put the values
+    back, and print it beside ``cycle`` (a ``_cycles`` result) as a ratio."""
+    with engine.connect() as conn:
+        rows = {(table, column, key): [{"v": v, "k": i} for i, v in conn.execute(
+            sa.text(f"SELECT {key}, {column} FROM {table} WHERE {where}"))]
+                for table, column, key, where in targets}  # fmt: skip
+
+    def write(change: Callable[[str], str]) -> None:
+        with engine.begin() as conn:
+            for (table, column, key), values in rows.items():
+                conn.execute(sa.text(f"UPDATE {table} SET {column} = :v WHERE {key} = :k"),
+                             [{**e, "v": change(e["v"])} for e in values])  # fmt: skip
+
+    w0, c0 = time.perf_counter(), time.process_time()
+    write(lambda v: v + "+")
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    write(lambda v: v)
+    n = sum(len(values) for values in rows.values())
+    print(f"{'baseline: raw UPDATE':<26} {wall:8.3f} s  (CPU {cpu:.3f} s) of the same {n} {label}; "
+          f"the cycle took {cycle['wall'] / wall:.0f}× (CPU {cycle['cpu'] / max(cpu, 1e-9):.0f}×)")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=1_000_000)
@@ -193,20 +218,7 @@ def main() -> None:
     # the machine's pace in this run: the same 10k prospects written as raw SQL (one executemany, no
     # planning, agreed values or audit; a value that differs from the stored one, or SQLite would
     # write no page), so a loaded machine shows as a slower baseline; then the values put back
-    with engine.connect() as conn:
-        edited = [{"t": row.jobTitle, "i": row.id} for row in conn.execute(
-            sa.select(t.prospect.c.id, t.prospect.c.jobTitle).where(t.prospect.c.jobTitle.like("部長-%")))]  # fmt: skip
-    w0, c0 = time.perf_counter(), time.process_time()
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text('UPDATE prospect SET "jobTitle" = :t WHERE id = :i'),
-            [{**e, "t": e["t"] + "+"} for e in edited],
-        )
-    base_wall, base_cpu = time.perf_counter() - w0, time.process_time() - c0
-    with engine.begin() as conn:
-        conn.execute(sa.text('UPDATE prospect SET "jobTitle" = :t WHERE id = :i'), edited)
-    print(f"{'baseline: raw UPDATE':<26} {base_wall:8.3f} s  (CPU {base_cpu:.3f} s) of the same {len(edited)} "
-          f"prospects; the cycle took {r['wall'] / base_wall:.0f}× (CPU {r['cpu'] / max(base_cpu, 1e-9):.0f}×)")  # fmt: skip
+    _baseline(engine, r, "prospects", [("prospect", '"jobTitle"', "id", "\"jobTitle\" LIKE '部長-%'")])
 
     with engine.connect() as conn:
         pids = [row.id for row in conn.execute(sa.select(t.prospect.c.id).where(t.prospect.c.jobTitle.not_like("部長-%")))]  # fmt: skip
@@ -225,25 +237,10 @@ def main() -> None:
 
     r = _cycles(engine, cfg, clock, ma_edits_arrived)
     report(f"{k} prospect edits → CRM", r, k)
-    # the same baseline for this direction: the 10k CRM records the cycle wrote, as one raw UPDATE
-    # executemany per object (a different value, then put back; SystemModstamp untouched, so the
-    # echo cycle below sees only the connector's own writes)
-    with engine.connect() as conn:
-        written = {o: [{"d": row.Description, "i": row.Id} for row in conn.execute(sa.text(
-            f"SELECT \"Id\", \"Description\" FROM crm_{o} WHERE \"Description\" LIKE '問い合わせ %'"))]
-                   for o in ("lead", "contact")}  # fmt: skip
-    w0, c0 = time.perf_counter(), time.process_time()
-    with engine.begin() as conn:
-        for o, rows in written.items():
-            conn.execute(sa.text(f'UPDATE crm_{o} SET "Description" = :d WHERE "Id" = :i'),
-                         [{**e, "d": e["d"] + "+"} for e in rows])  # fmt: skip
-    base_wall, base_cpu = time.perf_counter() - w0, time.process_time() - c0
-    with engine.begin() as conn:
-        for o, rows in written.items():
-            conn.execute(sa.text(f'UPDATE crm_{o} SET "Description" = :d WHERE "Id" = :i'), rows)
-    n_written = sum(len(rows) for rows in written.values())
-    print(f"{'baseline: raw UPDATE':<26} {base_wall:8.3f} s  (CPU {base_cpu:.3f} s) of the same {n_written} "
-          f"CRM records; the cycle took {r['wall'] / base_wall:.0f}× (CPU {r['cpu'] / max(base_cpu, 1e-9):.0f}×)")  # fmt: skip
+    # the same baseline for this direction: the 10k CRM records the cycle wrote, per object
+    # (SystemModstamp untouched, so the echo cycle below sees only the connector's own writes)
+    _baseline(engine, r, "CRM records", [(f"crm_{o}", '"Description"', '"Id"', '"Description" LIKE \'問い合わせ %\'')
+                                         for o in ("lead", "contact")])  # fmt: skip
     echo = _cycles(engine, cfg, clock, lambda: True)
     report("echo cycle", echo)
     idle2 = _cycles(engine, cfg, clock, lambda: True)

@@ -57,9 +57,9 @@ from renkei.store.tables_sync import (
 )
 
 _AUDIT_INSERT = sync_audit.insert()
-_STATE_VALUES = sync_state.c["values"]
+_STATE_VALUES = sync_state.c["values"]  # ``.c.values`` is the column collection's own method
 _STATE_TEXT = sa.type_coerce(_STATE_VALUES, sa.Text)  # the stored JSON as it is (``state_values`` decodes it)
-_READ_PAGE = 2000  # records per adapter read (Salesforce's sObject Collections retrieve takes 2,000 ids)  # ``.c.values`` is the column collection's own method
+_READ_PAGE = 2000  # records per adapter read (Salesforce's sObject Collections retrieve takes 2,000 ids)
 _MIRRORED = ("Account", "Opportunity", "OpportunityContactRole")
 _COMMIT_EVERY = 1000  # pair updates per commit of a cycle's prospect writes (``_commit_part``)
 
