@@ -355,3 +355,62 @@ def test_calls_made_together_commit_as_one_and_roll_back_as_one(org: Org, engine
     assert adapter.calls["write"] == 6 and len(commits) == 1
     assert all(r.success for r in results)
     assert crm.query("SELECT COUNT() FROM Lead WHERE Title = '一括'")["totalSize"] == 450
+
+
+def test_records_as_read_are_written_only_while_still_as_read(org: Org, engine: Engine) -> None:
+    """``update_many(as_read=…)`` (the connector hands over the records it judged): a record still
+    as read is written without being read again; one changed, deleted or undeleted since, or whose
+    row failed against the copy, is judged again against the record as it is — never written from
+    the stale copy."""
+    from renkei.connector.adapters.builtin import BuiltinCrmAdapter
+
+    crm, i = org.crm, org.ids
+    i["l6"] = crm.create("Lead", {"LastName": "不変", "Company": "C"})
+    names = ["l1", "l2", "l3", "l5", "l6"]
+    as_read = {r["Id"]: r for r in crm.get_many("Lead", [i[n] for n in names], include_deleted=True)}
+    assert as_read[i["l3"]]["IsDeleted"] and as_read[i["l5"]]["Company"] == "  "
+    org.clock.advance(minutes=1)
+    crm.update("Lead", i["l1"], {"LastName": "鈴木"})  # the Name a stale copy would derive is 山田 …
+    crm.delete("Lead", i["l2"])
+    crm.undelete("Lead", i["l3"])
+    crm.update("Lead", i["l5"], {"Company": "埋めた会社"})
+    with engine.connect() as conn:
+        latest = conn.execute(sa.text('SELECT max("SystemModstamp") FROM crm_lead')).scalar()
+    rows = [{"Id": i["l1"], "FirstName": "花子"}, {"Id": i["l2"], "Title": "x"}, {"Id": i["l3"], "Title": "戻った"},
+            {"Id": i["l5"], "Title": "t"}, {"Id": i["l6"], "Title": "そのまま"}]  # fmt: skip
+    results, changed = org.update("Lead", rows, names, as_read=as_read)
+    assert results == [("l1", True, []), ("l2", False, [("ENTITY_IS_DELETED", "entity is deleted", [])]),
+                       ("l3", True, []), ("l5", True, []), ("l6", True, [])]  # fmt: skip
+    assert changed["l1"]["Name"] == "鈴木 花子" and changed["l1"]["FirstName"] == "花子"
+    assert changed["l2"] == {}
+    assert (changed["l3"]["Title"], changed["l5"]["Title"], changed["l6"]["Title"]) == (
+        "戻った",
+        "t",
+        "そのまま",
+    )
+    assert crm.get("Lead", i["l5"])["Company"] == "埋めた会社"
+    # the stamps of a checked write come after every stamp in the table (the clock stands still here)
+    assert latest is not None and changed["l6"]["SystemModstamp"] > dt.datetime.fromisoformat(
+        str(latest)
+    ).replace(tzinfo=dt.UTC)
+
+    # a record still as read is not read again: no SELECT of the record, only the table's latest stamp
+    as_read = {r["Id"]: r for r in crm.get_many("Lead", [i["l6"]])}
+    statements: list[str] = []
+
+    def seen(*args: Any) -> None:
+        statements.append(args[2])
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    [result] = crm.update_many("Lead", [{"Id": i["l6"], "Title": "二度目"}], as_read=as_read)
+    sa.event.remove(engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT") and "crm_lead" in s]
+    assert result.success and reads and all("max(" in s.lower() for s in reads), reads
+    assert crm.get("Lead", i["l6"])["Title"] == "二度目"
+
+    # the connector's adapter hands its reads to the update that follows
+    adapter = BuiltinCrmAdapter(crm)
+    adapter.read("Lead", [i["l6"]])
+    crm.update("Lead", i["l6"], {"LastName": "変わった"})
+    [written] = adapter.update("Lead", [{"Id": i["l6"], "FirstName": "名"}])
+    assert written.success and crm.get("Lead", i["l6"])["Name"] == "変わった 名"

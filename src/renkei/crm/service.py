@@ -515,8 +515,17 @@ class CrmService:
             raise ValidationError(result.errors)
 
     def update_many(
-        self, object_name: str, rows: Sequence[Mapping[str, Any]], *, all_or_none: bool = False
-    ) -> list[SaveResult]:
+        self, object_name: str, rows: Sequence[Mapping[str, Any]], *, all_or_none: bool = False,
+        as_read: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> list[SaveResult]:  # fmt: skip
+        """Update records, one result per row (in order).
+
+        ``as_read``: whole records by canonical id as the caller read them a moment ago
+        (``get_many``), so that a large update need not read them again. Such a record is written
+        only if it is still as read (the write checks its ``SystemModstamp``); one changed since is
+        read again and its row judged and written afresh, and so is one whose row failed validation
+        against it. (The call's new stamps are then later than any in the table, so that a record
+        it wrote is told from one that changed by its stamp alone.)"""
         with self._write() as conn:
             schema = dynamic.load_crm_schema(conn)  # in the write's own connection: one checkout a call
             obj = schema.object(object_name)
@@ -524,19 +533,31 @@ class CrmService:
             user = self._acting_user(conn, schema)
             targets = [self._update_target(obj, row) for row in rows]
             wanted = [rid for rid, bad in targets if bad is None and rid is not None]
-            current = self._rows(conn, schema, obj, wanted, _update_fields(obj, rows, required))
+            once = len({rid for rid, _ in targets}) == len(targets)
+            fields = _update_fields(obj, rows, required)
+            known = _known_rows(as_read, wanted, fields) if once else {}
+            current = self._rows(conn, schema, obj, [rid for rid in wanted if rid not in known], fields)
+            current.update(known)
             planned = [
                 self._prepare_update(conn, schema, obj, row, target, current, required)
                 for target, row in zip(targets, rows, strict=True)
             ]
+            again = {rid for rid, _, errs in planned if errs and rid in known}
+            if again:  # judged against a record as read: judged again against the record as it is
+                planned = self._prepare_again(
+                    conn, schema, obj, rows, targets, planned, again, fields, required
+                )
+                known = {rid: row for rid, row in known.items() if rid not in again}
             if all_or_none and any(errs for _, _, errs in planned):
                 return _rolled_back([errs for _, _, errs in planned], [rid for rid, _, _ in planned])
-            results = []
             table = schema.table(obj.name)
-            # one executemany per set of changed columns; a record named twice is written in call order
-            by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-            once = len({rid for rid, _, _ in planned}) == len(planned)
-            update = table.update().where(table.c.Id == sa.bindparam("_rid"))
+            floor = None
+            if known:  # the latest stamp in the table: this call's stamps come after it
+                floor = conn.execute(sa.select(sa.func.max(table.c.SystemModstamp))).scalar()
+            results = []
+            # one executemany per set of changed columns (and whether the write checks that the record
+            # is as read); a record named twice is written in call order
+            by_columns: dict[tuple[tuple[str, ...], bool], list[dict[str, Any]]] = {}
             for rid, changes, errs in planned:
                 if changes is None:
                     results.append(SaveResult(rid, False, tuple(errs)))
@@ -545,18 +566,76 @@ class CrmService:
                 changes["LastModifiedDate"], changes["LastModifiedById"] = self.clock.now(), user
                 key = tuple(sorted(changes)) if once else (rid, str(len(results)))
                 changes["_rid"] = rid
-                by_columns.setdefault(key, []).append(changes)
+                seen = known.get(rid)
+                if seen is not None:
+                    changes["_seen"] = seen["SystemModstamp"]
+                    if floor is not None and changes["SystemModstamp"] <= floor:
+                        changes["SystemModstamp"] = floor + dt.timedelta(microseconds=1)
+                by_columns.setdefault((key, seen is not None), []).append(changes)
                 results.append(SaveResult(rid, True))
-            for params in by_columns.values():
+            update = table.update().where(table.c.Id == sa.bindparam("_rid"))
+            guarded = update.where(
+                table.c.SystemModstamp == sa.bindparam("_seen", type_=table.c.SystemModstamp.type)
+            )
+            changed: set[str] = set()  # records of ``as_read`` changed since they were read: not written
+            for (_, guard), params in by_columns.items():
                 if once:  # in the table's order (ids run with it): fewer pages visited between rows
                     params.sort(key=itemgetter("_rid"))
-                executemany(conn, update, params)
+                if guard:
+                    if executemany(conn, guarded, params) != len(params):
+                        changed |= self._not_written(conn, table, params)
+                else:
+                    executemany(conn, update, params)
+            if changed:
+                planned = self._prepare_again(
+                    conn, schema, obj, rows, targets, planned, changed, fields, required
+                )
+                redo = []
+                for i, (rid, changes, errs) in enumerate(planned):
+                    if rid not in changed:
+                        continue
+                    if changes is None:
+                        results[i] = SaveResult(rid, False, tuple(errs))
+                        continue
+                    changes["LastModifiedDate"], changes["LastModifiedById"] = self.clock.now(), user
+                    redo.append({**changes, "_rid": rid})
+                for params in _by_keys(redo):
+                    executemany(conn, update, params)
         return results
+
+    def _prepare_again(
+        self, conn: Connection, schema: CrmSchema, obj: ObjectDef, rows: Sequence[Mapping[str, Any]],
+        targets: Sequence[tuple[str | None, FieldError | None]],
+        planned: list[tuple[str | None, dict[str, Any] | None, list[FieldError]]], record_ids: set[str],
+        fields: frozenset[str], required: tuple[str, ...],
+    ) -> list[tuple[str | None, dict[str, Any] | None, list[FieldError]]]:  # fmt: skip
+        """``planned`` with the rows of ``record_ids`` prepared again from the records as they are."""
+        fresh = self._rows(conn, schema, obj, sorted(record_ids), fields)
+        return [
+            self._prepare_update(conn, schema, obj, row, target, fresh, required) if target[0] in record_ids else done
+            for target, row, done in zip(targets, rows, planned, strict=True)
+        ]  # fmt: skip
+
+    @staticmethod
+    def _not_written(conn: Connection, table: sa.Table, params: Sequence[Mapping[str, Any]]) -> set[str]:
+        """The records of a checked write (``params``) that it did not write: their stamp is not the
+        one it set (which no other record holds: it is later than any in the table)."""
+        stamps = {p["_rid"]: p["SystemModstamp"] for p in params}
+        q = sa.select(table.c.Id, table.c.SystemModstamp).where(
+            table.c.Id.in_(sa.bindparam("ids", expanding=True))
+        )
+        now = {}
+        ids_ = list(stamps)
+        for start in range(0, len(ids_), 500):
+            now.update({r.Id: r.SystemModstamp for r in conn.execute(q, {"ids": ids_[start : start + 500]})})
+        return {rid for rid, stamp in stamps.items() if now.get(rid) != stamp}
 
     def _rows(self, conn: Connection, schema: CrmSchema, obj: ObjectDef, record_ids: Sequence[str],
               fields: frozenset[str]) -> dict[str, dict[str, Any]]:  # fmt: skip
         """The ``fields`` of the records ``record_ids`` (canonical ids) as they are, locked for update
         (PostgreSQL)."""
+        if not record_ids:
+            return {}
         table = schema.table(obj.name)
         columns = [c for c in table.columns if c.name in fields]
         q = sa.select(*columns).where(table.c.Id.in_(sa.bindparam("ids", expanding=True)))
@@ -1086,6 +1165,28 @@ def _update_fields(
     }
     return frozenset({"Id", "IsDeleted", "SystemModstamp", "IsConverted", *required, *named,
                       *_DERIVED.get(obj.name, ())})  # fmt: skip
+
+
+def _known_rows(
+    as_read: Mapping[str, Mapping[str, Any]] | None, record_ids: Sequence[str], fields: frozenset[str]
+) -> dict[str, dict[str, Any]]:
+    """The ``fields`` of the records ``as_read`` holds whole (with their ``SystemModstamp``)."""
+    if not as_read:
+        return {}
+    out = {}
+    for rid in record_ids:
+        row = as_read.get(rid)
+        if row is not None and row.get("SystemModstamp") is not None and row.keys() >= fields:
+            out[rid] = {f: row[f] for f in fields}
+    return out
+
+
+def _by_keys(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``rows`` grouped by their set of keys (one executemany each)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    return list(groups.values())
 
 
 def _by_id(result: sa.CursorResult[Any]) -> dict[str, dict[str, Any]]:

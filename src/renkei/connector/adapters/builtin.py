@@ -14,10 +14,18 @@ def _result(r: SaveResult) -> WriteResult:
     return WriteResult(r.id, r.success, tuple((e.code, e.message, e.fields) for e in r.errors))
 
 
+#: records ``BuiltinCrmAdapter`` keeps as read, to hand to the update that follows (a bound, not a size)
+_AS_READ_LIMIT = 50_000
+
+
 class BuiltinCrmAdapter:
     def __init__(self, crm: CrmService) -> None:
         self.crm = crm
         self.calls = {"read": 0, "write": 0}
+        # the records ``read`` returned, by object and id: a cycle reads the records it judges and
+        # then updates some of them; the update checks each is still as read (``update_many``'s
+        # ``as_read``) instead of reading it again
+        self._as_read: dict[str, dict[str, Mapping[str, Any]]] = {}
 
     def changes(self, object_name: str, cursor: Cursor | None, limit: int = 2000) -> ChangeBatch:
         self.calls["read"] += 1
@@ -28,13 +36,24 @@ class BuiltinCrmAdapter:
 
     def read(self, object_name: str, ids: Sequence[str]) -> list[Mapping[str, Any]]:
         self.calls["read"] += 1
-        return list(self.crm.get_many(object_name, ids, include_deleted=True))
+        rows = self.crm.get_many(object_name, ids, include_deleted=True)
+        kept = self._as_read.setdefault(object_name, {})
+        if len(kept) + len(rows) > _AS_READ_LIMIT:
+            kept.clear()
+        if len(rows) <= _AS_READ_LIMIT:
+            kept.update((str(r["Id"]), r) for r in rows)
+        return list(rows)
 
     def create(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
         return self._in_batches(self.crm.create_many, object_name, records)
 
     def update(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
-        return self._in_batches(self.crm.update_many, object_name, records)
+        kept = self._as_read.pop(object_name, None)
+
+        def update_many(obj: str, rows: Sequence[Mapping[str, Any]]) -> list[SaveResult]:
+            return self.crm.update_many(obj, rows, as_read=kept)
+
+        return self._in_batches(update_many, object_name, records)
 
     def _in_batches(self, write: Callable[[str, Sequence[Mapping[str, Any]]], list[SaveResult]], object_name: str,
                     records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:  # fmt: skip
