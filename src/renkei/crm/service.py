@@ -535,7 +535,8 @@ class CrmService:
             wanted = [rid for rid, bad in targets if bad is None and rid is not None]
             once = len({rid for rid, _ in targets}) == len(targets)
             fields = _update_fields(obj, rows, required)
-            known = _known_rows(as_read, wanted, fields) if once else {}
+            table = schema.table(obj.name)
+            known = _known_rows(as_read, wanted, fields & frozenset(table.c.keys())) if once else {}
             current = self._rows(conn, schema, obj, [rid for rid in wanted if rid not in known], fields)
             current.update(known)
             planned = [
@@ -550,7 +551,6 @@ class CrmService:
                 known = {rid: row for rid, row in known.items() if rid not in again}
             if all_or_none and any(errs for _, _, errs in planned):
                 return _rolled_back([errs for _, _, errs in planned], [rid for rid, _, _ in planned])
-            table = schema.table(obj.name)
             floor = None
             if known:  # the latest stamp in the table: this call's stamps come after it
                 floor = conn.execute(sa.select(sa.func.max(table.c.SystemModstamp))).scalar()
@@ -1170,7 +1170,8 @@ def _update_fields(
 def _known_rows(
     as_read: Mapping[str, Mapping[str, Any]] | None, record_ids: Sequence[str], fields: frozenset[str]
 ) -> dict[str, dict[str, Any]]:
-    """The ``fields`` of the records ``as_read`` holds whole (with their ``SystemModstamp``)."""
+    """The ``fields`` (the table's columns among those an update reads) of the records ``as_read``
+    holds whole, with their ``SystemModstamp``."""
     if not as_read:
         return {}
     out = {}
