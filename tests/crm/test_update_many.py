@@ -400,8 +400,8 @@ def test_records_as_read_are_written_only_while_still_as_read(org: Org, engine: 
         as_read = {r["Id"]: r for r in crm.get_many(obj, [i[name]])}
         statements: list[str] = []
 
-        def seen(*args: Any) -> None:
-            statements.append(args[2])
+        def seen(*args: Any, into: list[str] = statements) -> None:
+            into.append(args[2])
 
         sa.event.listen(engine, "before_cursor_execute", seen)
         [result] = crm.update_many(obj, [{"Id": i[name], "Title": "二度目"}], as_read=as_read)
