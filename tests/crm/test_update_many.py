@@ -417,3 +417,19 @@ def test_records_as_read_are_written_only_while_still_as_read(org: Org, engine: 
     crm.update("Lead", i["l6"], {"LastName": "変わった"})
     [written] = adapter.update("Lead", [{"Id": i["l6"], "FirstName": "名"}])
     assert written.success and crm.get("Lead", i["l6"])["Name"] == "変わった 名"
+
+
+def test_the_records_of_one_call_share_its_time(engine: Engine) -> None:
+    """One time per call, as Salesforce gives the records of one DML call: every record an
+    ``update_many`` writes gets the same LastModifiedDate and SystemModstamp (a record whose own
+    stamp is not earlier gets a microsecond past it), even on a clock that never repeats itself."""
+    from renkei.clock import TickingClock
+
+    crm = CrmService(engine, clock=TickingClock(FixedClock(T0)))
+    ids = crm.create_many("Lead", [{"LastName": f"同時{n}", "Company": "C"} for n in range(5)])
+    assert all(r.success for r in ids)
+    results = crm.update_many("Lead", [{"Id": r.id, "Title": "課長"} for r in ids])
+    assert all(r.success for r in results)
+    after = crm.get_many("Lead", [str(r.id) for r in ids])
+    assert len({(a["LastModifiedDate"], a["SystemModstamp"]) for a in after}) == 1
+    assert after[0]["SystemModstamp"] > max(a["CreatedDate"] for a in after)

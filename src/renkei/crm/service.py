@@ -270,8 +270,9 @@ class CrmService:
             raise InputError("entity is deleted", code="ENTITY_IS_DELETED")
         return row
 
-    def _modstamp(self, previous: dt.datetime | None) -> dt.datetime:
-        now = self.clock.now()
+    def _modstamp(self, previous: dt.datetime | None, now: dt.datetime | None = None) -> dt.datetime:
+        """``now`` (the clock's, unless given), or a microsecond past ``previous`` if it is not later."""
+        now = self.clock.now() if now is None else now
         if previous is not None and now <= previous:
             return previous + dt.timedelta(microseconds=1)
         return now
@@ -531,6 +532,7 @@ class CrmService:
             obj = schema.object(object_name)
             required = v.required_fields(obj)  # worked out once a call, not once a record
             user = self._acting_user(conn, schema)
+            now = self.clock.now()  # the call's time, as Salesforce gives one to the records of a call
             targets = [self._update_target(obj, row) for row in rows]
             wanted = [rid for rid, bad in targets if bad is None and rid is not None]
             once = len({rid for rid, _ in targets}) == len(targets)
@@ -540,13 +542,13 @@ class CrmService:
             current = self._rows(conn, schema, obj, [rid for rid in wanted if rid not in known], fields)
             current.update(known)
             planned = [
-                self._prepare_update(conn, schema, obj, row, target, current, required)
+                self._prepare_update(conn, schema, obj, row, target, current, required, now)
                 for target, row in zip(targets, rows, strict=True)
             ]
             again = {rid for rid, _, errs in planned if errs and rid in known}
             if again:  # judged against a record as read: judged again against the record as it is
                 planned = self._prepare_again(
-                    conn, schema, obj, rows, targets, planned, again, fields, required
+                    conn, schema, obj, rows, targets, planned, again, fields, required, now
                 )
                 known = {rid: row for rid, row in known.items() if rid not in again}
             if all_or_none and any(errs for _, _, errs in planned):
@@ -563,7 +565,7 @@ class CrmService:
                     results.append(SaveResult(rid, False, tuple(errs)))
                     continue
                 assert rid is not None
-                changes["LastModifiedDate"], changes["LastModifiedById"] = self.clock.now(), user
+                changes["LastModifiedDate"], changes["LastModifiedById"] = now, user
                 key = tuple(sorted(changes)) if once else (rid, str(len(results)))
                 changes["_rid"] = rid
                 seen = known.get(rid)
@@ -588,7 +590,7 @@ class CrmService:
                     executemany(conn, update, params)
             if changed:
                 planned = self._prepare_again(
-                    conn, schema, obj, rows, targets, planned, changed, fields, required
+                    conn, schema, obj, rows, targets, planned, changed, fields, required, now
                 )
                 redo = []
                 for i, (rid, changes, errs) in enumerate(planned):
@@ -597,7 +599,7 @@ class CrmService:
                     if changes is None:
                         results[i] = SaveResult(rid, False, tuple(errs))
                         continue
-                    changes["LastModifiedDate"], changes["LastModifiedById"] = self.clock.now(), user
+                    changes["LastModifiedDate"], changes["LastModifiedById"] = now, user
                     redo.append({**changes, "_rid": rid})
                 for params in _by_keys(redo):
                     executemany(conn, update, params)
@@ -607,12 +609,12 @@ class CrmService:
         self, conn: Connection, schema: CrmSchema, obj: ObjectDef, rows: Sequence[Mapping[str, Any]],
         targets: Sequence[tuple[str | None, FieldError | None]],
         planned: list[tuple[str | None, dict[str, Any] | None, list[FieldError]]], record_ids: set[str],
-        fields: frozenset[str], required: tuple[str, ...],
+        fields: frozenset[str], required: tuple[str, ...], now: dt.datetime,
     ) -> list[tuple[str | None, dict[str, Any] | None, list[FieldError]]]:  # fmt: skip
         """``planned`` with the rows of ``record_ids`` prepared again from the records as they are."""
         fresh = self._rows(conn, schema, obj, sorted(record_ids), fields)
         return [
-            self._prepare_update(conn, schema, obj, row, target, fresh, required) if target[0] in record_ids else done
+            self._prepare_update(conn, schema, obj, row, target, fresh, required, now) if target[0] in record_ids else done
             for target, row, done in zip(targets, rows, planned, strict=True)
         ]  # fmt: skip
 
@@ -659,6 +661,7 @@ class CrmService:
     def _prepare_update(
         self, conn: Connection, schema: CrmSchema, obj: ObjectDef, row: Mapping[str, Any],
         target: tuple[str | None, FieldError | None], rows: Mapping[str, dict[str, Any]], required: tuple[str, ...],
+        now: dt.datetime | None = None,
     ) -> tuple[str | None, dict[str, Any] | None, list[FieldError]]:  # fmt: skip
         """(id, the changed columns, errors) of an update ``row``: ``target`` is ``_update_target(obj,
         row)``, ``rows`` the records as they are (``_rows``; not changed here), ``required``
@@ -686,7 +689,7 @@ class CrmService:
             return rid, None, errors
         self._derive(conn, schema, obj, record, set(cleaned), current)
         changes = {k: val for k, val in record.items() if current.get(k) != val}
-        changes["SystemModstamp"] = self._modstamp(current["SystemModstamp"])
+        changes["SystemModstamp"] = self._modstamp(current["SystemModstamp"], now)
         return rid, changes, []
 
     # -- read --------------------------------------------------------------------------------
