@@ -418,6 +418,15 @@ def test_records_as_read_are_written_only_while_still_as_read(org: Org, engine: 
     [written] = adapter.update("Lead", [{"Id": i["l6"], "FirstName": "名"}])
     assert written.success and crm.get("Lead", i["l6"])["Name"] == "変わった 名"
 
+    # all-or-none takes the records as they are: a copy of a record deleted since fails the call
+    # as a whole (its other record is not written), as without copies
+    copies = {r["Id"]: r for r in crm.get_many("Lead", [i["l1"], i["l6"]])}
+    crm.delete("Lead", i["l1"])
+    out = crm.update_many("Lead", [{"Id": i["l6"], "Title": "全部か"}, {"Id": i["l1"], "Title": "無か"}],
+                          all_or_none=True, as_read=copies)  # fmt: skip
+    assert [r.success for r in out] == [False, False] and out[1].errors[0].code == "ENTITY_IS_DELETED"
+    assert crm.get("Lead", i["l6"])["Title"] == "二度目"
+
 
 def test_the_records_of_one_call_share_its_time(engine: Engine) -> None:
     """One time per call, as Salesforce gives the records of one DML call: every record an

@@ -526,7 +526,7 @@ class CrmService:
         only if it is still as read (the write checks its ``SystemModstamp``); one changed since is
         read again and its row judged and written afresh, and so is one whose row failed validation
         against it. (The call's new stamps are then later than any in the table, so that a record
-        it wrote is told from one that changed by its stamp alone.)"""
+        it wrote is told from one that changed by its stamp alone.) Not used with ``all_or_none``."""
         with self._write() as conn:
             schema = dynamic.load_crm_schema(conn)  # in the write's own connection: one checkout a call
             obj = schema.object(object_name)
@@ -538,7 +538,10 @@ class CrmService:
             once = len({rid for rid, _ in targets}) == len(targets)
             fields = _update_fields(obj, rows, required)
             table = schema.table(obj.name)
-            known = _known_rows(as_read, wanted, fields & frozenset(table.c.keys())) if once else {}
+            # (not with all-or-none: a record found changed at the write would be judged again after
+            # others were written)
+            usable = once and not all_or_none
+            known = _known_rows(as_read, wanted, fields & frozenset(table.c.keys())) if usable else {}
             current = self._rows(conn, schema, obj, [rid for rid in wanted if rid not in known], fields)
             current.update(known)
             planned = [
@@ -626,11 +629,13 @@ class CrmService:
         q = sa.select(table.c.Id, table.c.SystemModstamp).where(
             table.c.Id.in_(sa.bindparam("ids", expanding=True))
         )
-        now = {}
+        stored = {}
         ids_ = list(stamps)
         for start in range(0, len(ids_), 500):
-            now.update({r.Id: r.SystemModstamp for r in conn.execute(q, {"ids": ids_[start : start + 500]})})
-        return {rid for rid, stamp in stamps.items() if now.get(rid) != stamp}
+            stored.update(
+                {r.Id: r.SystemModstamp for r in conn.execute(q, {"ids": ids_[start : start + 500]})}
+            )
+        return {rid for rid, stamp in stamps.items() if stored.get(rid) != stamp}
 
     def _rows(self, conn: Connection, schema: CrmSchema, obj: ObjectDef, record_ids: Sequence[str],
               fields: frozenset[str]) -> dict[str, dict[str, Any]]:  # fmt: skip
