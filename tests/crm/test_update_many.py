@@ -417,6 +417,9 @@ def test_records_as_read_are_written_only_while_still_as_read(org: Org, engine: 
     crm.update("Lead", i["l6"], {"LastName": "変わった"})
     [written] = adapter.update("Lead", [{"Id": i["l6"], "FirstName": "名"}])
     assert written.success and crm.get("Lead", i["l6"])["Name"] == "変わった 名"
+    adapter.read("Lead", [i["l6"]])
+    assert adapter._as_read["Lead"] and adapter.changes("Lead", None).records  # a new cycle …
+    assert not adapter._as_read.get("Lead")  # … lets the last one's copies go
 
     # all-or-none takes the records as they are: a copy of a record deleted since fails the call
     # as a whole (its other record is not written), as without copies

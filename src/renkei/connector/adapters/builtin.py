@@ -24,11 +24,15 @@ class BuiltinCrmAdapter:
         self.calls = {"read": 0, "write": 0}
         # the records ``read`` returned, by object and id: a cycle reads the records it judges and
         # then updates some of them; the update checks each is still as read (``update_many``'s
-        # ``as_read``) instead of reading it again
+        # ``as_read``) instead of reading it again. Kept from the cycle's reads to its update (the
+        # update and the next ``changes`` let them go), at most ``_AS_READ_LIMIT`` an object
         self._as_read: dict[str, dict[str, Mapping[str, Any]]] = {}
 
     def changes(self, object_name: str, cursor: Cursor | None, limit: int = 2000) -> ChangeBatch:
+        """The object's records changed after ``cursor`` (a cycle starts here: the records kept as
+        read by an earlier cycle are let go)."""
         self.calls["read"] += 1
+        self._as_read.pop(object_name, None)
         mark = Watermark(cursor.modstamp, cursor.id) if cursor else None
         page = self.crm.changes_since(object_name, mark, limit=limit)
         out = Cursor(page.watermark.modstamp, page.watermark.id) if page.watermark else None
