@@ -632,7 +632,7 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
         a = sync_audit
         # the agreed values: on SQLite, where the create audit holds most of them (the fifteen or so
         # copied members), they refer to its row and hold only the other members; else built whole
-        by_audit = not from_record and mail is not c.c.Email and _refers_to_audit(sql, spec, c, p)
+        by_audit = not from_record and mail is not c.c.Email and _refers_to_audit(sql, spec, c, p, now)
         if by_audit:
             last_audit = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(a.c.id), 0))).scalar_one())
         audited = conn.execute(a.insert().from_select(
@@ -772,6 +772,50 @@ _JSON_TYPE = {Kind.TEXT: "string", Kind.DATE: "string", Kind.DATETIME: "string",
               Kind.INTEGER: "integer", Kind.NUMBER: "float"}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Pair:
+    """How a new prospect's agreed pair (``a``) is built, worked out once for ``_agreed``,
+    ``_refers_to_audit`` and ``_range_form``. ``kind``: ``owner`` (the assigned user); ``copied``
+    (the prospect copied the record's field as it is: ``member``, from ``_agreed_copy``);
+    ``constant`` (no record field, and every new prospect holds ``value``); ``record_only`` (a new
+    prospect leaves the field empty: the record's value, paired); ``known`` (every new prospect
+    holds ``value`` — a stamp, the score — beside the record's field); ``other`` (built a row at a
+    time from both sides)."""
+
+    a: AgreedPair
+    kind: str
+    member: _Member | None = None
+    value: Any = None
+
+
+def _pairs(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.datetime) -> list[_Pair]:
+    """``spec.agreed`` classified (``_Pair``), in order."""
+    copied = {(c.target, c.source): c for c in spec.copies}
+    out = []
+    for a in spec.agreed:
+        if a.field == _OWNER:
+            out.append(_Pair(a, "owner"))
+            continue
+        member = _agreed_copy(sql, a, copied, crm, p)
+        if member is not None:
+            out.append(_Pair(a, "copied", member))
+            continue
+        known, value = _on_create(a.field, spec, p, now)
+        if not known:
+            out.append(_Pair(a, "other"))
+        elif a.source is None:
+            out.append(_Pair(a, "constant", value=value))
+        else:
+            out.append(_Pair(a, "record_only" if value is None else "known", value=value))
+    return out
+
+
+def _held_in_audit(a: AgreedPair) -> bool:
+    """A copied pair wholly in the create audit: not a text (which may pair a blank record value
+    with the prospect's NULL), or the email (never blank)."""
+    return a.ma_kind is not Kind.TEXT or (a.source, a.field) == _EMAIL
+
+
 def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.datetime,
             by_audit: bool = False) -> Any:  # fmt: skip
     """The new prospect's agreed values as ``_agreed_values`` writes them (a sparse row): a field whose
@@ -783,28 +827,27 @@ def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.d
     members but its source — the copied values the prospect holds and its owner — are these
     fields' members as they are; only the other members are built (where a copied text is NULL,
     its blank record value), the rest read from the audit (``connector.service.state_values``)."""
-    copied = {(c.target, c.source): c for c in spec.copies}
     members: list[_Member] = []
-    for a in spec.agreed:
-        if a.field == _OWNER:
+    for pair in _pairs(sql, spec, crm, p, now):
+        a = pair.a
+        if pair.kind == "owner":
             continue  # the owner is below
-        plain = _agreed_copy(sql, a, copied, crm, p)
-        if plain is not None and by_audit:  # held: in the audit; a NULL text: its blank, paired
-            if a.ma_kind is Kind.TEXT and (a.source, a.field) != _EMAIL:  # (the email is never NULL)
+        if pair.kind == "copied" and by_audit:  # held: in the audit; a NULL text: its blank, paired
+            if not _held_in_audit(a):
                 assert a.source is not None
                 held, record_col = p.c[a.field], crm.c[a.source]
                 members.append(_Member(a.field, sa.or_(held.is_not(None), record_col.is_(None)),
                                        cat("[", sql.json_text(record_col, Kind.TEXT), ",null]")))  # fmt: skip
             continue
-        if plain is not None:
-            members.append(plain)
+        if pair.kind == "copied":
+            assert pair.member is not None
+            members.append(pair.member)
             continue
-        known, value_on_create = _on_create(a.field, spec, p, now)
-        if known and a.source is None:  # both sides known before any row is read: a constant member
-            if value_on_create is not None:  # (none: both empty, left out)
-                members.append(_Member(a.field, None, "[null," + json.dumps(jsonable(value_on_create)) + "]"))
+        if pair.kind == "constant":  # both sides known before any row is read: a constant member
+            if pair.value is not None:  # (none: both empty, left out)
+                members.append(_Member(a.field, None, "[null," + json.dumps(jsonable(pair.value)) + "]"))
             continue
-        if known and value_on_create is None:  # a new prospect leaves it empty: the record's value, paired
+        if pair.kind == "record_only":  # a new prospect leaves it empty: the record's value, paired
             assert a.crm_kind is not None and a.source is not None
             crm_col = crm.c[a.source]
             as_ma = sql.number_as_ma(crm_col, sa.false()) if a.crm_kind is Kind.NUMBER else crm_col
@@ -812,6 +855,7 @@ def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.d
                 _Member(a.field, crm_col.is_(None), cat("[", sql.literal(as_ma, a.crm_kind), ",null]"))
             )
             continue
+        # "known" and "other": built a row at a time from both sides (a stamp is ``now``)
         if a.field in _STAMPS:
             ma: Any = sa.literal(now, type_=UTCDateTime())
             ma_out: Any = sa.literal(json.dumps(jsonable(now)))
@@ -855,21 +899,22 @@ def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.d
     return _object(sql, members)
 
 
-def _refers_to_audit(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table) -> bool:
+def _refers_to_audit(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.datetime) -> bool:
     """SQLite: whether new prospects' agreed values can refer to their create audit (``_taken``)
     for every member it holds but its source — each copied value the prospect holds, as it is, and
     the owner: when every copy but the source is copied as it is into a field agreed with the same
     record field (``_agreed_copy``) and the email opens the audit (an eligible record's email is
     no blank)."""
-    agreed = {a.field: a for a in spec.agreed}
-    if sql.pg or len(agreed) != len(spec.agreed) or not spec.copies or spec.copies[0].target != "email":
+    if sql.pg or len({a.field for a in spec.agreed}) != len(spec.agreed) or not spec.copies:
         return False
-    copied = {(c.target, c.source): c for c in spec.copies}
+    if spec.copies[0].target != "email":
+        return False
+    pairs = {pair.a.field: pair for pair in _pairs(sql, spec, crm, p, now)}
     for copy in spec.copies:
         if copy.target == "source":
             continue
-        a = agreed.get(copy.target)  # _agreed_copy: None unless copied as it is from the same field
-        if a is None or a.source != copy.source or _agreed_copy(sql, a, copied, crm, p) is None:
+        pair = pairs.get(copy.target)  # copied: as it is, from the same field (_agreed_copy)
+        if pair is None or pair.a.source != copy.source or pair.kind != "copied":
             return False
     return True
 
@@ -893,31 +938,30 @@ def _range_form(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: 
     prospect holds beside a NULL record field; but the source: the record's, alike on both sides,
     or none (the default, paired with an empty record side); a record whose source is the default
     itself, or a blank, is not in it."""
-    copied = {(c.target, c.source): c for c in spec.copies}
     own: list[Any] = []
     shared: dict[str, Any] = {}
     source_default = None
-    for a in spec.agreed:
-        if a.field == _OWNER:
+    for pair in _pairs(sql, spec, crm, p, now):
+        a = pair.a
+        if pair.kind == "owner":
             continue  # in the audit
-        if _agreed_copy(sql, a, copied, crm, p) is not None:
-            if a.ma_kind is Kind.TEXT and (a.source, a.field) != _EMAIL:  # else wholly in the audit
-                assert a.source is not None  # a blank record value: the prospect holds NULL, paired
+        if pair.kind == "copied":
+            if not _held_in_audit(a):  # a blank record value: the prospect holds NULL, paired
+                assert a.source is not None
                 own.append(sa.and_(crm.c[a.source].is_not(None), sql.blank(crm.c[a.source], Kind.TEXT)))
             continue
-        known, value_on_create = _on_create(a.field, spec, p, now)
-        if known and a.source is None:
-            if value_on_create is not None:
-                shared[a.field] = [None, jsonable(value_on_create)]
+        if pair.kind == "constant":
+            if pair.value is not None:
+                shared[a.field] = [None, jsonable(pair.value)]
             continue
-        if known and value_on_create is None:
+        if pair.kind == "record_only":
             assert a.source is not None
             own.append(crm.c[a.source].is_not(None))
             continue
-        if known:  # a marketing value every new prospect holds (a stamp, the score) beside the
-            # record's field (AE's package fields, pi__created_date__c …): paired with it empty
+        if pair.kind == "known":  # a marketing value every new prospect holds (a stamp, the score)
+            # beside the record's field (AE's package fields, pi__created_date__c …): paired with it empty
             assert a.source is not None
-            shared[a.field] = [None, jsonable(value_on_create)]
+            shared[a.field] = [None, jsonable(pair.value)]
             own.append(crm.c[a.source].is_not(None))
             continue
         copies = [c for c in spec.copies if c.target == "source"]
