@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -632,7 +633,8 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
         a = sync_audit
         # the agreed values: on SQLite, where the create audit holds most of them (the fifteen or so
         # copied members), they refer to its row and hold only the other members; else built whole
-        by_audit = not from_record and mail is not c.c.Email and _refers_to_audit(sql, spec, c, p, now)
+        pairs = _pairs(sql, spec, c, p, now)  # classified once for both builders below
+        by_audit = not from_record and mail is not c.c.Email and _refers_to_audit(sql, spec, pairs)
         if by_audit:
             last_audit = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(a.c.id), 0))).scalar_one())
         audited = conn.execute(a.insert().from_select(
@@ -641,7 +643,7 @@ def _create(conn: Connection, sql: _Sql, sources: dict[str, BulkSource], specs: 
                       sa.cast(p.c.id, sa.String), p.c.id, sql.as_json(taken), sa.literal("create"),
                       sa.literal("rule"), reason).where(with_record if from_record or mail is c.c.Email else new)
             .order_by(p.c.id)))  # fmt: skip
-        state = sql.as_json(_agreed(sql, spec, c, p, now, by_audit))
+        state = sql.as_json(_agreed(sql, pairs, c, p, now, by_audit))
         columns = ["prospect_id", "crm_object", "values", "synced_at", "sparse"]
         select = sa.select(p.c.id, sa.literal(obj), state, stamp, sa.true())
         # the agreed values most of them share, once for the chunk's prospects of this object: a
@@ -816,7 +818,7 @@ def _held_in_audit(a: AgreedPair) -> bool:
     return a.ma_kind is not Kind.TEXT or (a.source, a.field) == _EMAIL
 
 
-def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.datetime,
+def _agreed(sql: _Sql, pairs: Sequence[_Pair], crm: sa.Table, p: sa.Table, now: dt.datetime,
             by_audit: bool = False) -> Any:  # fmt: skip
     """The new prospect's agreed values as ``_agreed_values`` writes them (a sparse row): a field whose
     two sides are alike (one JSON type, one value) as that bare value, else ``[CRM value as marketing
@@ -828,7 +830,7 @@ def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.d
     fields' members as they are; only the other members are built (where a copied text is NULL,
     its blank record value), the rest read from the audit (``connector.service.state_values``)."""
     members: list[_Member] = []
-    for pair in _pairs(sql, spec, crm, p, now):
+    for pair in pairs:
         a = pair.a
         if pair.kind == "owner":
             continue  # the owner is below
@@ -899,21 +901,24 @@ def _agreed(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.d
     return _object(sql, members)
 
 
-def _refers_to_audit(sql: _Sql, spec: CreationSpec, crm: sa.Table, p: sa.Table, now: dt.datetime) -> bool:
+def _refers_to_audit(sql: _Sql, spec: CreationSpec, pairs: Sequence[_Pair]) -> bool:
     """SQLite: whether new prospects' agreed values can refer to their create audit (``_taken``)
     for every member it holds but its source — each copied value the prospect holds, as it is, and
     the owner: when every copy but the source is copied as it is into a field agreed with the same
     record field (``_agreed_copy``) and the email opens the audit (an eligible record's email is
     no blank)."""
-    if sql.pg or len({a.field for a in spec.agreed}) != len(spec.agreed) or not spec.copies:
+    if (
+        sql.pg
+        or len({a.field for a in spec.agreed}) != len(spec.agreed)
+        or not spec.copies
+        or spec.copies[0].target != "email"
+    ):
         return False
-    if spec.copies[0].target != "email":
-        return False
-    pairs = {pair.a.field: pair for pair in _pairs(sql, spec, crm, p, now)}
+    by_field = {pair.a.field: pair for pair in pairs}
     for copy in spec.copies:
         if copy.target == "source":
             continue
-        pair = pairs.get(copy.target)  # copied: as it is, from the same field (_agreed_copy)
+        pair = by_field.get(copy.target)  # copied: as it is, from the same field (_agreed_copy)
         if pair is None or pair.a.source != copy.source or pair.kind != "copied":
             return False
     return True
