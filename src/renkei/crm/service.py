@@ -588,7 +588,7 @@ class CrmService:
                     params.sort(key=itemgetter("_rid"))
                 if guard:
                     if executemany(conn, guarded, params) != len(params):
-                        changed |= self._not_written(conn, table, params)
+                        changed |= self._not_written(conn, schema, obj, params)
                 else:
                     executemany(conn, update, params)
             if changed:
@@ -621,21 +621,14 @@ class CrmService:
             for target, row, done in zip(targets, rows, planned, strict=True)
         ]  # fmt: skip
 
-    @staticmethod
-    def _not_written(conn: Connection, table: sa.Table, params: Sequence[Mapping[str, Any]]) -> set[str]:
+    def _not_written(
+        self, conn: Connection, schema: CrmSchema, obj: ObjectDef, params: Sequence[Mapping[str, Any]]
+    ) -> set[str]:
         """The records of a checked write (``params``) that it did not write: their stamp is not the
         one it set (which no other record holds: it is later than any in the table)."""
         stamps = {p["_rid"]: p["SystemModstamp"] for p in params}
-        q = sa.select(table.c.Id, table.c.SystemModstamp).where(
-            table.c.Id.in_(sa.bindparam("ids", expanding=True))
-        )
-        stored = {}
-        ids_ = list(stamps)
-        for start in range(0, len(ids_), 500):
-            stored.update(
-                {r.Id: r.SystemModstamp for r in conn.execute(q, {"ids": ids_[start : start + 500]})}
-            )
-        return {rid for rid, stamp in stamps.items() if stored.get(rid) != stamp}
+        stored = self._rows(conn, schema, obj, list(stamps), frozenset({"Id", "SystemModstamp"}))
+        return {rid for rid, stamp in stamps.items() if stored.get(rid, {}).get("SystemModstamp") != stamp}
 
     def _rows(self, conn: Connection, schema: CrmSchema, obj: ObjectDef, record_ids: Sequence[str],
               fields: frozenset[str]) -> dict[str, dict[str, Any]]:  # fmt: skip
